@@ -1,0 +1,448 @@
+"""Typed parameters: ``params.yaml`` loaded into dataclasses, one section per stage.
+
+Every key of every section must be present (DVC tracks them one by one, and ``dvc params
+diff`` should show real values), unknown keys are errors, and so are wrong types and
+out-of-range values. Errors name the file, the line, the dotted key and the value::
+
+    params.yaml:41: train.warmup_steps must be >= 1, got 0
+
+The dataclass defaults are the paper's Transformer-base recipe on WMT14; the repository's
+``params.yaml`` holds the small offline demo configuration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+
+from aiayn.errors import ConfigError
+
+ALL_CORPORA = ["europarl-v7", "commoncrawl", "news-commentary-v9"]
+
+
+def param(default: Any = dataclasses.MISSING, *, help: str = "", **checks: Any) -> Any:
+    """A dataclass field with a help text and range checks.
+
+    checks: ``ge``, ``gt``, ``le``, ``lt`` (numbers), ``choices`` (allowed values, also for
+    list items), ``unique`` (list items distinct), ``nonempty`` (list not empty).
+    """
+    meta = {"help": help, **checks}
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# ----------------------------------------------------------------------------- sections
+
+
+@dataclass
+class DemoConfig:
+    """The seeded synthetic EN->DE mini-language (``data.source: demo``)."""
+
+    seed: int = param(2017, help="generator seed; same seed, same corpus, byte for byte")
+    train_pairs: int = param(60000, ge=10, help="clean training pairs over the three corpora")
+    dev_pairs: int = param(500, ge=1, help="newstest2013-like dev set size")
+    test_pairs: int = param(1000, ge=1, help="newstest2014-like test set size")
+    noise: float = param(0.05, ge=0.0, le=0.5, help="fraction of extra noisy training pairs")
+
+
+@dataclass
+class DataConfig:
+    """``download``: where the raw corpora come from."""
+
+    source: Literal["demo", "wmt14"] = param("wmt14", help="demo (offline) or wmt14")
+    corpora: list[str] = param(
+        ALL_CORPORA, choices=ALL_CORPORA, unique=True, nonempty=True, help="training corpora"
+    )
+    mirror: str = param("http://www.statmt.org", help="replaces http://www.statmt.org in URLs")
+    verify_checksums: bool = param(True, help="check sha256/md5 of downloaded archives")
+    cache_dir: str = param(".cache/wmt14", help="archive cache, outside DVC outputs")
+    retries: int = param(5, ge=0, help="retries per download on transient failures")
+    timeout: float = param(60.0, gt=0, help="socket timeout in seconds")
+    demo: DemoConfig = field(default_factory=DemoConfig)
+
+
+@dataclass
+class CleanConfig:
+    """``clean``: per-pair filters, deduplication and dev/test decontamination."""
+
+    unicode_nfc: bool = param(True, help="Unicode NFC normalisation")
+    remove_control: bool = param(True, help="remove control and zero-width characters")
+    collapse_whitespace: bool = param(True, help="collapse runs of whitespace, strip ends")
+    min_words: int = param(1, ge=0, help="minimum words per side")
+    max_words: int = param(250, ge=1, help="maximum words per side")
+    max_ratio: float = param(1.5, ge=1.0, help="maximum word-length ratio between sides")
+    drop_copies: bool = param(True, help="drop pairs whose source equals the target")
+    dedup: bool = param(True, help="exact pair deduplication across all corpora")
+    decontaminate: bool = param(True, help="drop pairs with a side found in dev or test")
+    lang_filter: bool = param(False, help="drop pairs whose sides look like the wrong language")
+    workers: int = param(0, ge=0, help="worker processes (0: all cores)")
+
+
+@dataclass
+class TokenizerConfig:
+    """``tokenize``: one BPE model shared by English and German."""
+
+    vocab_size: int = param(37000, ge=64, le=1_000_000, help="BPE vocabulary incl. specials")
+    min_frequency: int = param(2, ge=1, help="minimum pair frequency for a merge")
+    max_train_lines: int = param(0, ge=0, help="lines per side used to learn BPE (0: all)")
+
+
+@dataclass
+class ShardConfig:
+    """``shard``: BPE-encoded, length-sorted token-id tensors."""
+
+    max_tokens_per_side: int = param(256, ge=2, help="drop pairs longer than this after BPE")
+    workers: int = param(0, ge=0, help="encoding worker threads (0: all cores)")
+
+
+@dataclass
+class ModelConfig:
+    """The Transformer (section 3 of the paper). Defaults: Transformer base, Table 3."""
+
+    encoder_layers: int = param(6, ge=1, help="N for the encoder")
+    decoder_layers: int = param(6, ge=1, help="N for the decoder")
+    d_model: int = param(512, ge=8, help="model width")
+    d_ff: int = param(2048, ge=1, help="inner size of the position-wise feed-forward")
+    n_heads: int = param(8, ge=1, help="attention heads h; d_model must divide by h")
+    dropout: float = param(0.1, ge=0.0, lt=1.0, help="P_drop on sub-layer outputs, embeddings")
+    attention_dropout: float = param(0.0, ge=0.0, lt=1.0, help="dropout on attention weights")
+    activation_dropout: float = param(0.0, ge=0.0, lt=1.0, help="dropout after the FFN ReLU")
+    norm: Literal["post", "pre"] = param("post", help="post-norm (paper) or pre-norm")
+    tie_embeddings: bool = param(True, help="one matrix: src/tgt embeddings + softmax weights")
+    max_positions: int = param(1024, ge=2, help="longest sequence the position table covers")
+
+
+@dataclass
+class TrainConfig:
+    """``train``: the paper's recipe (section 5) on any hardware."""
+
+    seed: int = param(1, help="seed for weights, dropout and batch order")
+    max_steps: int = param(100000, ge=1, help="optimizer steps")
+    tokens_per_step: int = param(25000, ge=1, help="tokens per side per optimizer step")
+    max_tokens: int = param(4096, ge=1, help="padded tokens per side per micro-batch per device")
+    lr_scale: float = param(1.0, gt=0, help="factor on d_model^-0.5 * min(s^-0.5, s*w^-1.5)")
+    warmup_steps: int = param(4000, ge=1, help="warmup_steps of equation (3)")
+    adam_beta1: float = param(0.9, ge=0.0, lt=1.0)
+    adam_beta2: float = param(0.98, ge=0.0, lt=1.0)
+    adam_eps: float = param(1e-9, gt=0.0)
+    weight_decay: float = param(0.0, ge=0.0)
+    label_smoothing: float = param(0.1, ge=0.0, lt=1.0, help="epsilon_ls")
+    clip_norm: float = param(0.0, ge=0.0, help="gradient clipping max norm (0: off)")
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = param("auto")
+    compile: bool = param(False, help="torch.compile the model")
+    device: Literal["auto", "cpu", "cuda"] = param("auto")
+    threads: int = param(0, ge=0, help="CPU threads for torch (0: torch's default)")
+    nproc: int = param(1, ge=1, help="processes per node; >1 launches torchrun DDP")
+    save_every: int = param(1000, ge=1, help="checkpoint every this many steps")
+    save_every_minutes: float = param(0.0, ge=0.0, help="also checkpoint every N minutes (0: off)")
+    keep_last: int = param(5, ge=1, help="checkpoints kept on disk")
+    eval_every: int = param(1000, ge=0, help="dev loss every this many steps (0: off)")
+    log_every: int = param(100, ge=1, help="log training metrics every this many steps")
+
+
+@dataclass
+class AverageConfig:
+    """``average``: mean of the last checkpoints (paper: 5 for base, 20 for big)."""
+
+    last: int = param(5, ge=1, help="number of last checkpoints to average")
+
+
+@dataclass
+class TranslateConfig:
+    """``translate``: beam search (section 6.1)."""
+
+    beam_size: int = param(4, ge=1, help="beam width (1: greedy)")
+    length_penalty: float = param(0.6, ge=0.0, help="alpha of the GNMT length penalty")
+    max_len_a: float = param(1.0, ge=0.0, help="max output length = a * source length + b")
+    max_len_b: int = param(50, ge=0, help="max output length = a * source length + b")
+    coverage_penalty: float = param(0.0, ge=0.0, help="beta of the GNMT coverage penalty")
+    nbest: int = param(1, ge=1, help="hypotheses kept per sentence (only the best is scored)")
+    max_tokens: int = param(4096, ge=1, help="source tokens per decoding batch")
+    device: Literal["auto", "cpu", "cuda"] = param("auto")
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = param("auto")
+
+
+@dataclass
+class ScoreConfig:
+    """``score``: sacreBLEU and the paper-comparable tokenized BLEU."""
+
+    tokenize: Literal["13a", "intl", "none"] = param("13a", help="sacreBLEU tokenizer")
+    lowercase: bool = param(False, help="case-insensitive sacreBLEU")
+
+
+@dataclass
+class Params:
+    """All of ``params.yaml``."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    clean: CleanConfig = field(default_factory=CleanConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    shard: ShardConfig = field(default_factory=ShardConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    average: AverageConfig = field(default_factory=AverageConfig)
+    translate: TranslateConfig = field(default_factory=TranslateConfig)
+    score: ScoreConfig = field(default_factory=ScoreConfig)
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+class _Where:
+    """Maps dotted keys to line numbers of a YAML document, for error messages."""
+
+    def __init__(self, file: str, lines: dict[str, int] | None = None):
+        self.file = file
+        self.lines = lines or {}
+
+    def __call__(self, key: str) -> str:
+        # Fall back to the closest enclosing key that has a line.
+        k = key
+        while k:
+            if k in self.lines:
+                return f"{self.file}:{self.lines[k]}"
+            k = k.rpartition(".")[0]
+        return self.file
+
+    def error(self, key: str, msg: str) -> ConfigError:
+        return ConfigError(f"{self(key)}: {key} {msg}")
+
+
+def _yaml_lines(node: Any, prefix: str = "", out: dict[str, int] | None = None) -> dict[str, int]:
+    import yaml
+
+    out = {} if out is None else out
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            key = f"{prefix}{k.value}"
+            out[key] = k.start_mark.line + 1
+            _yaml_lines(v, key + ".", out)
+    return out
+
+
+def _show(v: Any) -> str:
+    return repr(v) if isinstance(v, str) else str(v)
+
+
+def _type_name(tp: Any) -> str:
+    if tp is int:
+        return "an integer"
+    if tp is float:
+        return "a number"
+    if tp is bool:
+        return "true or false"
+    if tp is str:
+        return "a string"
+    return str(tp)
+
+
+def _convert(tp: Any, value: Any, key: str, meta: dict, where: _Where) -> Any:
+    origin = get_origin(tp)
+    if origin is Literal:
+        choices = get_args(tp)
+        if value not in choices:
+            raise where.error(
+                key, f"must be one of {', '.join(map(str, choices))}; got {_show(value)}"
+            )
+        return value
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _convert(args[0], value, key, meta, where)
+    if origin is list:
+        (item_tp,) = get_args(tp)
+        if not isinstance(value, list):
+            raise where.error(key, f"must be a list; got {_show(value)}")
+        items = [_convert(item_tp, v, f"{key}[{i}]", {}, where) for i, v in enumerate(value)]
+        if meta.get("nonempty") and not items:
+            raise where.error(key, "must not be empty")
+        if "choices" in meta:
+            for v in items:
+                if v not in meta["choices"]:
+                    raise where.error(
+                        key,
+                        f"has unknown item {_show(v)}; choose from {', '.join(meta['choices'])}",
+                    )
+        if meta.get("unique") and len(set(items)) != len(items):
+            dup = next(v for v in items if items.count(v) > 1)
+            raise where.error(key, f"lists {_show(dup)} twice")
+        return items
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key, where)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise where.error(key, f"must be true or false; got {_show(value)}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise where.error(key, f"must be an integer; got {_show(value)}")
+    elif tp is float:
+        if isinstance(value, str):  # PyYAML reads 1e-9 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                raise where.error(key, f"must be a number; got {_show(value)}") from None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise where.error(key, f"must be a number; got {_show(value)}")
+        value = float(value)
+    elif tp is str:
+        if not isinstance(value, str):
+            raise where.error(key, f"must be a string; got {_show(value)}")
+    for check, op, text in (
+        ("ge", lambda a, b: a >= b, ">="),
+        ("gt", lambda a, b: a > b, ">"),
+        ("le", lambda a, b: a <= b, "<="),
+        ("lt", lambda a, b: a < b, "<"),
+    ):
+        if check in meta and not op(value, meta[check]):
+            raise where.error(key, f"must be {text} {meta[check]}; got {_show(value)}")
+    if "choices" in meta and value not in meta["choices"]:
+        raise where.error(key, f"must be one of {', '.join(map(str, meta['choices']))}")
+    return value
+
+
+def _build(cls: type, data: Any, prefix: str, where: _Where) -> Any:
+    if not isinstance(data, dict):
+        raise where.error(prefix, f"must be a mapping of keys to values; got {_show(data)}")
+    hints = get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    dotted = (prefix + ".") if prefix else ""
+    for k in data:
+        if k not in known:
+            close = difflib.get_close_matches(str(k), known, n=1)
+            hint = f" (did you mean {dotted}{close[0]}?)" if close else ""
+            raise where.error(f"{dotted}{k}", f"is not a known key{hint}")
+    kwargs = {}
+    for name, f in known.items():
+        key = f"{dotted}{name}"
+        if name not in data:
+            raise ConfigError(f"{where(prefix) if prefix else where.file}: missing key {key}")
+        kwargs[name] = _convert(hints[name], data[name], key, dict(f.metadata), where)
+    return cls(**kwargs)
+
+
+def _validate(p: Params, where: _Where) -> None:
+    """Checks that span keys or sections."""
+    m = p.model
+    if m.d_model % m.n_heads:
+        raise where.error(
+            "model.n_heads", f"must divide model.d_model={m.d_model}; got {m.n_heads}"
+        )
+    if p.average.last > p.train.keep_last:
+        raise where.error(
+            "average.last",
+            f"must be <= train.keep_last={p.train.keep_last} (checkpoints kept); "
+            f"got {p.average.last}",
+        )
+    if p.train.max_tokens < p.shard.max_tokens_per_side:
+        raise where.error(
+            "train.max_tokens",
+            f"must be >= shard.max_tokens_per_side={p.shard.max_tokens_per_side} so the "
+            f"longest pair fits a batch; got {p.train.max_tokens}",
+        )
+    if p.translate.max_tokens < p.shard.max_tokens_per_side:
+        raise where.error(
+            "translate.max_tokens",
+            f"must be >= shard.max_tokens_per_side={p.shard.max_tokens_per_side}; "
+            f"got {p.translate.max_tokens}",
+        )
+    need = p.shard.max_tokens_per_side + 1
+    if m.max_positions < need:
+        raise where.error(
+            "model.max_positions",
+            f"must be >= shard.max_tokens_per_side + 1 = {need}; got {m.max_positions}",
+        )
+    if p.translate.nbest > p.translate.beam_size:
+        raise where.error(
+            "translate.nbest",
+            f"must be <= translate.beam_size={p.translate.beam_size}; got {p.translate.nbest}",
+        )
+    if not p.data.mirror.startswith(("http://", "https://", "file://")):
+        raise where.error(
+            "data.mirror", f"must start with http://, https:// or file://; got {p.data.mirror!r}"
+        )
+
+
+def params_from_dict(
+    data: Any, file: str = "<params>", lines: dict[str, int] | None = None
+) -> Params:
+    """Build and validate :class:`Params` from a parsed YAML mapping."""
+    where = _Where(file, lines)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}: must be a YAML mapping of sections; got {_show(data)}")
+    params = _build(Params, data, "", where)
+    _validate(params, where)
+    return params
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Load and validate ``params.yaml``; raise :class:`ConfigError` naming what is wrong."""
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: params file not found") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read params file: {e.strerror}") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{path}{line}: malformed YAML: {problem}") from None
+    if data is None:
+        raise ConfigError(f"{path}: params file is empty")
+    return params_from_dict(data, str(path), _yaml_lines(node) if node is not None else {})
+
+
+def to_dict(obj: Any) -> dict:
+    """A plain nested dict of a params dataclass (for JSON, YAML and fingerprints)."""
+    return dataclasses.asdict(obj)
+
+
+def dump_params(params: Params) -> str:
+    """``params`` as YAML text in section order (no comments)."""
+    import yaml
+
+    return yaml.safe_dump(to_dict(params), sort_keys=False, default_flow_style=None)
+
+
+def fingerprint(*objs: Any, exclude: tuple[str, ...] = ()) -> str:
+    """A stable sha256 of dataclasses/dicts/strings, leaving out top-level ``exclude`` keys."""
+    import hashlib
+    import json
+
+    parts = []
+    for o in objs:
+        d = to_dict(o) if dataclasses.is_dataclass(o) else o
+        if isinstance(d, dict):
+            d = {k: v for k, v in d.items() if k not in exclude}
+        parts.append(d)
+    blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def describe(cls: type = Params, prefix: str = "") -> list[tuple[str, str, Any]]:
+    """(dotted key, help, default) for every parameter, for docs and ``--help`` output."""
+    rows = []
+    hints = get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(hints[f.name]):
+            rows += describe(hints[f.name], key + ".")
+        else:
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            rows.append((key, f.metadata.get("help", ""), default))
+    return rows

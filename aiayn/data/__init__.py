@@ -1,0 +1,1 @@
+"""Data stages: the raw corpora (demo generator, WMT14 download) and cleaning."""

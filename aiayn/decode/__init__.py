@@ -1,0 +1,1 @@
+"""Decoding: greedy and batched beam search on the key/value cache, and the translator."""

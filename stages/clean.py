@@ -1,0 +1,28 @@
+"""Stage ``clean``: normalise, filter and deduplicate the training pairs; report what went."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from aiayn import paths
+from aiayn.cli_util import new_app, run
+
+app = new_app()
+
+
+@app.command()
+def main(
+    params: Annotated[Path, typer.Option(help="params file")] = paths.PARAMS,
+    raw: Annotated[Path, typer.Option(help="raw data folder")] = paths.RAW,
+    out: Annotated[Path, typer.Option(help="clean data folder")] = paths.CLEAN,
+) -> None:
+    """Clean data/raw into data/clean; write reports/data.{json,md}."""
+    from aiayn.config import load_params
+    from aiayn.data.clean import clean
+
+    clean(load_params(params).clean, raw, out, paths.DATA_REPORT_JSON, paths.DATA_REPORT_MD)
+
+
+if __name__ == "__main__":
+    run(app)

@@ -1,0 +1,31 @@
+"""Stage ``download``: the raw parallel corpora, dev and test sets, in one layout.
+
+``data.source: demo`` generates the seeded synthetic corpus offline; ``wmt14`` downloads the
+official archives. Both write ``data/raw/`` identically (see aiayn/paths.py).
+"""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from aiayn import paths
+from aiayn.cli_util import new_app, run
+
+app = new_app()
+
+
+@app.command()
+def main(
+    params: Annotated[Path, typer.Option(help="params file")] = paths.PARAMS,
+    out: Annotated[Path, typer.Option(help="raw data folder")] = paths.RAW,
+) -> None:
+    """Download (or generate) the raw corpora into data/raw."""
+    from aiayn.config import load_params
+    from aiayn.data.download import download
+
+    download(load_params(params).data, out)
+
+
+if __name__ == "__main__":
+    run(app)

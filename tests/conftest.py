@@ -1,0 +1,27 @@
+"""Shared test fixtures."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Tests are small; two threads is what the CI machine has and keeps runs repeatable.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+@pytest.fixture
+def root() -> Path:
+    """The repository root."""
+    return ROOT
+
+
+@pytest.fixture
+def demo_params():
+    """The repository's params.yaml, loaded."""
+    from aiayn.config import load_params
+
+    return load_params(ROOT / "params.yaml")

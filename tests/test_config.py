@@ -1,0 +1,237 @@
+"""params.yaml loading: every bad input is an error naming the file, line, key and value."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from aiayn.config import (
+    ModelConfig,
+    Params,
+    describe,
+    dump_params,
+    fingerprint,
+    load_params,
+    params_from_dict,
+)
+from aiayn.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "params.yaml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def _edited(tmp_path: Path, section: str, key: str, value) -> Path:
+    """The repo's params.yaml with one value replaced (text edit keeps line numbers)."""
+    text = (ROOT / "params.yaml").read_text()
+    lines = text.splitlines()
+    in_section = False
+    for i, line in enumerate(lines):
+        if re.match(rf"^{section}:", line):
+            in_section = True
+            continue
+        if in_section and re.match(r"^\S", line):
+            break
+        if in_section and re.match(rf"^\s+{key}:", line):
+            indent = line[: len(line) - len(line.lstrip())]
+            lines[i] = f"{indent}{key}: {value}"
+            return _write(tmp_path, "\n".join(lines) + "\n")
+    raise AssertionError(f"{section}.{key} not in params.yaml")
+
+
+def _line_of(path: Path, key: str) -> int:
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if re.match(rf"^\s+{key}:", line):
+            return i
+    raise AssertionError(key)
+
+
+def test_repo_params_load(demo_params):
+    assert demo_params.data.source == "demo"
+    assert isinstance(demo_params.train.adam_eps, float)
+    assert demo_params.train.adam_eps == pytest.approx(1e-9)
+
+
+def test_every_section_present_in_repo_params():
+    data = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert list(data) == [f.name for f in dataclasses.fields(Params)]
+    assert list(data) == [
+        "data",
+        "clean",
+        "tokenizer",
+        "shard",
+        "model",
+        "train",
+        "average",
+        "translate",
+        "score",
+    ]
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match=r"nope\.yaml: params file not found"):
+        load_params(tmp_path / "nope.yaml")
+
+
+def test_empty_file(tmp_path):
+    with pytest.raises(ConfigError, match="empty"):
+        load_params(_write(tmp_path, ""))
+
+
+def test_malformed_yaml_names_line(tmp_path):
+    p = _write(tmp_path, "data:\n  source: demo\n  corpora: [a, b\nclean: {}\n")
+    with pytest.raises(ConfigError, match=r"params\.yaml:\d+: malformed YAML"):
+        load_params(p)
+
+
+def test_not_a_mapping(tmp_path):
+    with pytest.raises(ConfigError, match="must be a YAML mapping"):
+        load_params(_write(tmp_path, "- a\n- b\n"))
+
+
+def test_unknown_key_names_key_line_and_suggestion(tmp_path):
+    text = (ROOT / "params.yaml").read_text().replace("  max_steps:", "  max_step:", 1)
+    p = _write(tmp_path, text)
+    line = _line_of(p, "max_step")
+    with pytest.raises(ConfigError) as e:
+        load_params(p)
+    msg = str(e.value)
+    assert f"params.yaml:{line}: train.max_step is not a known key" in msg
+    assert "did you mean train.max_steps" in msg
+
+
+def test_unknown_section(tmp_path):
+    text = (ROOT / "params.yaml").read_text() + "extra:\n  a: 1\n"
+    with pytest.raises(ConfigError, match="extra is not a known key"):
+        load_params(_write(tmp_path, text))
+
+
+@pytest.mark.parametrize("key,dotted", [("warmup_steps", "train"), ("train_pairs", "data.demo")])
+def test_missing_key(tmp_path, key, dotted):
+    text = "\n".join(
+        line
+        for line in (ROOT / "params.yaml").read_text().splitlines()
+        if not line.strip().startswith(f"{key}:")
+    )
+    with pytest.raises(ConfigError, match=rf"missing key {dotted}\.{key}"):
+        load_params(_write(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    "section,key,value,expect",
+    [
+        ("train", "max_steps", "abc", r"train\.max_steps must be an integer; got 'abc'"),
+        ("train", "max_steps", "1.5", r"train\.max_steps must be an integer; got 1\.5"),
+        ("train", "max_steps", "true", r"train\.max_steps must be an integer; got True"),
+        ("train", "lr_scale", "fast", r"train\.lr_scale must be a number; got 'fast'"),
+        ("train", "compile", "1", r"train\.compile must be true or false; got 1"),
+        ("model", "norm", "middle", r"model\.norm must be one of post, pre; got 'middle'"),
+        ("data", "source", "wmt19", r"data\.source must be one of demo, wmt14; got 'wmt19'"),
+        ("data", "corpora", "[europarl-v7, paracrawl]", r"data\.corpora has unknown item"),
+        ("data", "corpora", "[]", r"data\.corpora must not be empty"),
+        (
+            "data",
+            "corpora",
+            "[commoncrawl, commoncrawl]",
+            r"data\.corpora lists 'commoncrawl' twice",
+        ),
+        ("data", "corpora", "europarl-v7", r"data\.corpora must be a list"),
+        ("model", "d_model", "{a: 1}", r"model\.d_model must be an integer"),
+    ],
+)
+def test_wrong_type(tmp_path, section, key, value, expect):
+    p = _edited(tmp_path, section, key, value)
+    line = _line_of(p, key)
+    with pytest.raises(ConfigError, match=rf"params\.yaml:{line}: {expect}"):
+        load_params(p)
+
+
+@pytest.mark.parametrize(
+    "section,key,value,expect",
+    [
+        ("train", "warmup_steps", "0", r"train\.warmup_steps must be >= 1; got 0"),
+        ("train", "label_smoothing", "1.0", r"train\.label_smoothing must be < 1\.0; got 1\.0"),
+        ("train", "lr_scale", "0", r"train\.lr_scale must be > 0; got 0\.0"),
+        ("model", "dropout", "-0.1", r"model\.dropout must be >= 0\.0; got -0\.1"),
+        ("translate", "beam_size", "0", r"translate\.beam_size must be >= 1; got 0"),
+        ("clean", "max_ratio", "0.5", r"clean\.max_ratio must be >= 1\.0; got 0\.5"),
+        ("tokenizer", "vocab_size", "10", r"tokenizer\.vocab_size must be >= 64; got 10"),
+    ],
+)
+def test_out_of_range(tmp_path, section, key, value, expect):
+    p = _edited(tmp_path, section, key, value)
+    with pytest.raises(ConfigError, match=expect):
+        load_params(p)
+
+
+@pytest.mark.parametrize(
+    "section,key,value,expect",
+    [
+        ("model", "n_heads", "3", r"model\.n_heads must divide model\.d_model=256; got 3"),
+        ("average", "last", "9", r"average\.last must be <= train\.keep_last=5"),
+        ("train", "max_tokens", "64", r"train\.max_tokens must be >= shard\.max_tokens_per_side"),
+        ("model", "max_positions", "16", r"model\.max_positions must be >="),
+        ("translate", "nbest", "5", r"translate\.nbest must be <= translate\.beam_size=4"),
+        ("data", "mirror", "ftp://x", r"data\.mirror must start with http://"),
+    ],
+)
+def test_cross_field_checks_name_key_and_line(tmp_path, section, key, value, expect):
+    p = _edited(tmp_path, section, key, value)
+    line = _line_of(p, key)
+    with pytest.raises(ConfigError, match=rf"params\.yaml:{line}: {expect}"):
+        load_params(p)
+
+
+def test_float_accepts_int_and_exponent_strings(tmp_path):
+    p = _edited(tmp_path, "train", "adam_eps", "1e-9")  # PyYAML reads this as a string
+    assert load_params(p).train.adam_eps == pytest.approx(1e-9)
+    p = _edited(tmp_path, "train", "lr_scale", "2")
+    assert load_params(p).train.lr_scale == 2.0
+    assert isinstance(load_params(p).train.lr_scale, float)
+
+
+def test_dump_round_trips(demo_params):
+    again = params_from_dict(yaml.safe_load(dump_params(demo_params)))
+    assert again == demo_params
+
+
+def test_defaults_are_the_paper_base_recipe():
+    p = Params()
+    assert (p.model.encoder_layers, p.model.d_model, p.model.d_ff, p.model.n_heads) == (
+        6,
+        512,
+        2048,
+        8,
+    )
+    assert (p.train.warmup_steps, p.train.label_smoothing) == (4000, 0.1)
+    assert (p.train.adam_beta1, p.train.adam_beta2, p.train.adam_eps) == (0.9, 0.98, 1e-9)
+    assert (p.translate.beam_size, p.translate.length_penalty, p.translate.max_len_b) == (
+        4,
+        0.6,
+        50,
+    )
+    assert p.tokenizer.vocab_size == 37000
+
+
+def test_fingerprint_stable_and_sensitive():
+    a, b = ModelConfig(), ModelConfig()
+    assert fingerprint(a) == fingerprint(b)
+    assert fingerprint(a) != fingerprint(ModelConfig(d_model=256))
+    assert fingerprint({"x": 1, "y": 2}, exclude=("y",)) == fingerprint(
+        {"x": 1, "y": 3}, exclude=("y",)
+    )
+
+
+def test_every_param_has_help_or_is_self_explanatory():
+    rows = describe()
+    keys = [k for k, _, _ in rows]
+    assert "train.max_steps" in keys and "data.demo.seed" in keys
+    assert len(keys) == len(set(keys))
