@@ -22,7 +22,9 @@ app = new_app(
 
 # (command name, "module:function"). Each function is a Typer command whose heavy imports
 # (torch, tokenizers, sacrebleu) happen inside its body.
-COMMANDS: list[tuple[str, str]] = []
+COMMANDS: list[tuple[str, str]] = [
+    ("score", "aiayn.score:score_command"),
+]
 
 
 @app.callback()
