@@ -1,0 +1,153 @@
+"""Checkpoint averaging: exact means, refused mismatches and pickles, atomic outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+
+from aiayn.average import average_checkpoints, list_checkpoints
+from aiayn.config import AverageConfig
+from aiayn.errors import DataError, MissingInputError
+from aiayn.fsio import sha256_file
+
+MODEL_CONFIG = {"d_model": 4, "n_heads": 2}
+
+
+def state(seed: int, shapes=None) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    shapes = shapes or {"embed.weight": (5, 4), "layer.bias": (4,)}
+    return {k: torch.randn(s, generator=g) for k, s in shapes.items()}
+
+
+def save_ckpt(folder, step: int, model: dict, **extra) -> os.PathLike:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"checkpoint_{step:08d}.pt"
+    ckpt = {
+        "model": model,
+        "step": step,
+        "model_config": MODEL_CONFIG,
+        "vocab_size": 5,
+        "optimizer": {"state": {}},
+        "format": 1,
+    }
+    ckpt.update(extra)
+    torch.save(ckpt, path)
+    return path
+
+
+@pytest.fixture
+def tok(tmp_path):
+    p = tmp_path / "tokenizer.json"
+    p.write_text('{"fake": "tokenizer"}')
+    return p
+
+
+def test_two_checkpoints_average_to_their_mean(tmp_path, tok):
+    a, b = state(1), state(2)
+    save_ckpt(tmp_path / "ck", 100, a)
+    save_ckpt(tmp_path / "ck", 200, b)
+    meta = average_checkpoints(AverageConfig(last=2), tmp_path / "ck", tok, tmp_path / "model")
+    avg = torch.load(tmp_path / "model" / "model.pt", weights_only=True)
+    assert set(avg) == set(a)
+    for k in a:
+        assert avg[k].dtype == torch.float32
+        assert torch.equal(avg[k], (a[k] + b[k]) / 2)
+    on_disk = json.loads((tmp_path / "model" / "model.json").read_text())
+    assert on_disk == meta
+    assert meta["steps"] == [100, 200]
+    assert meta["model_config"] == MODEL_CONFIG and meta["vocab_size"] == 5
+    assert meta["tokenizer_sha256"] == sha256_file(tok)
+
+
+def test_picks_the_last_by_step_and_accumulates_in_float32(tmp_path, tok):
+    ck = tmp_path / "ck"
+    # Step 1000 sorts after step 900 numerically (and by the zero-padded name).
+    for step, value in ((50, 100.0), (900, 1.0), (1000, 2.0), (800, 3.0)):
+        save_ckpt(ck, step, {"w": torch.full((3,), value, dtype=torch.bfloat16)})
+    meta = average_checkpoints(AverageConfig(last=3), ck, tok, tmp_path / "model")
+    assert meta["steps"] == [800, 900, 1000]
+    avg = torch.load(tmp_path / "model" / "model.pt", weights_only=True)
+    assert avg["w"].dtype == torch.float32
+    assert torch.equal(avg["w"], torch.full((3,), 2.0))
+
+
+def test_fewer_checkpoints_than_last_warns_and_averages_all(tmp_path, tok):
+    ck = tmp_path / "ck"
+    save_ckpt(ck, 10, {"w": torch.tensor([1.0])})
+    save_ckpt(ck, 20, {"w": torch.tensor([4.0])})
+    with pytest.warns(UserWarning, match="fewer than average.last=5; averaging all"):
+        meta = average_checkpoints(AverageConfig(last=5), ck, tok, tmp_path / "model")
+    assert meta["steps"] == [10, 20]
+    assert torch.load(tmp_path / "model" / "model.pt")["w"].item() == 2.5
+
+
+def test_mismatched_keys_refused_naming_key_and_files(tmp_path, tok):
+    ck = tmp_path / "ck"
+    p1 = save_ckpt(ck, 1, {"a": torch.zeros(2), "b": torch.zeros(2)})
+    p2 = save_ckpt(ck, 2, {"a": torch.zeros(2), "c": torch.zeros(2)})
+    with pytest.raises(DataError) as e:
+        average_checkpoints(AverageConfig(last=2), ck, tok, tmp_path / "model")
+    msg = str(e.value)
+    assert "'b'" in msg and str(p1) in msg and str(p2) in msg
+    assert not (tmp_path / "model").exists()
+
+
+def test_mismatched_shapes_refused_naming_key_and_files(tmp_path, tok):
+    ck = tmp_path / "ck"
+    p1 = save_ckpt(ck, 1, {"a": torch.zeros(2, 3)})
+    p2 = save_ckpt(ck, 2, {"a": torch.zeros(3, 2)})
+    with pytest.raises(DataError) as e:
+        average_checkpoints(AverageConfig(last=2), ck, tok, tmp_path / "model")
+    msg = str(e.value)
+    assert "'a'" in msg and "(2, 3)" in msg and "(3, 2)" in msg
+    assert str(p1) in msg and str(p2) in msg
+
+
+def test_pickle_only_file_is_refused_never_unpickled(tmp_path, tok):
+    ck = tmp_path / "ck"
+    save_ckpt(ck, 1, {"w": torch.zeros(1)})
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    bad = save_ckpt(ck, 2, {"w": torch.zeros(1)}, extra=Evil())
+    with pytest.raises(DataError, match=f"{bad}: refused: cannot be loaded weights-only"):
+        average_checkpoints(AverageConfig(last=2), ck, tok, tmp_path / "model")
+    assert not marker.exists()
+    assert not (tmp_path / "model").exists()
+
+
+def test_step_in_name_must_match_step_key(tmp_path, tok):
+    ck = tmp_path / "ck"
+    path = save_ckpt(ck, 7, {"w": torch.zeros(1)})
+    os.rename(path, ck / "checkpoint_00000009.pt")
+    with pytest.raises(DataError, match="file name says step 9 but the checkpoint holds step 7"):
+        average_checkpoints(AverageConfig(last=1), ck, tok, tmp_path / "model")
+
+
+def test_no_checkpoints_and_missing_inputs(tmp_path, tok):
+    (tmp_path / "ck").mkdir()
+    (tmp_path / "ck" / "notes.txt").write_text("x")
+    with pytest.raises(MissingInputError, match="no checkpoint_<step>.pt"):
+        average_checkpoints(AverageConfig(), tmp_path / "ck", tok, tmp_path / "model")
+    with pytest.raises(MissingInputError, match="dvc repro train"):
+        average_checkpoints(AverageConfig(), tmp_path / "nope", tok, tmp_path / "model")
+    assert list_checkpoints(tmp_path / "ck") == []
+
+
+def test_existing_output_replaced_only_on_success(tmp_path, tok):
+    ck = tmp_path / "ck"
+    out = tmp_path / "model"
+    save_ckpt(ck, 1, {"w": torch.ones(1)})
+    average_checkpoints(AverageConfig(last=1), ck, tok, out)
+    before = (out / "model.pt").read_bytes()
+    save_ckpt(ck, 2, {"w": torch.ones(2)})  # shape mismatch: the rerun fails
+    with pytest.raises(DataError):
+        average_checkpoints(AverageConfig(last=2), ck, tok, out)
+    assert (out / "model.pt").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck", "model", "tokenizer.json"]
