@@ -1,0 +1,317 @@
+"""Checkpoints: atomic save, rotation, safe resume, fingerprints and RNG states.
+
+A checkpoint is ``<dir>/checkpoint_<step:08d>.pt``, written with ``torch.save`` to a
+temporary sibling, flushed to disk and renamed into place, so a crash never leaves a
+truncated file under the final name. Every file loads with ``torch.load(weights_only=True)``:
+it holds only tensors, numbers, strings, ``None``, lists and dicts (NumPy and Python RNG
+states are converted). Keys (format 1):
+
+=================  =====================================================================
+``format``         int, :data:`FORMAT`
+``step``           optimizer steps done
+``model``          the model's state dict (unwrapped from DDP / ``torch.compile``)
+``model_config``   dict of :class:`aiayn.config.ModelConfig`
+``vocab_size``     int
+``fingerprint``    sha256 hex of what the run's results depend on (:func:`training_fingerprint`)
+``fingerprint_inputs``  the dict that was hashed (for humans: what changed?)
+``optimizer``      Adam state dict
+``scaler``         GradScaler state dict (``{}`` unless fp16)
+``rng``            list, one entry per rank: :func:`capture_rng` dicts
+``sampler``        list, one entry per rank: the batch sampler's state (data loader position)
+``world_size``     int
+``precision``      "fp32" / "fp16" / "bf16"
+``tokens``         target tokens trained on so far (all ranks)
+``train_seconds``  wall-clock training time so far
+``rank_checksums`` list, one sha256 per rank of the weights (DDP ranks must agree)
+=================  =====================================================================
+
+Resume (:func:`find_resume`): the newest checkpoint that loads is used when its fingerprint
+matches; a newest file that does not load (truncated, corrupt) is deleted with a warning and
+the previous one is tried. When the newest loadable checkpoint has a *different* fingerprint,
+the run starts fresh and every checkpoint in the folder is **deleted** (with a warning naming
+the old and new fingerprint): they belong to another configuration and would otherwise be
+averaged by the next stage. The previous completed run's checkpoints stay in the DVC cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiayn.config import Params, fingerprint, to_dict
+from aiayn.errors import DataError
+from aiayn.fsio import atomic_path, sha256_file
+
+FORMAT = 1
+REQUIRED_KEYS = (
+    "format",
+    "step",
+    "model",
+    "model_config",
+    "vocab_size",
+    "fingerprint",
+    "optimizer",
+    "scaler",
+    "rng",
+    "sampler",
+)
+_NAME = re.compile(r"^checkpoint_(\d{8,})\.pt$")
+_TEMP = re.compile(r"^\.checkpoint_\d{8,}\.pt\..*\.tmp$")
+
+# train.* keys that do not change the trained weights: changing them resumes, never restarts.
+# (nproc is replaced by the real world size, which does change the batches.)
+NON_RESULT_TRAIN_KEYS = (
+    "max_steps",
+    "save_every",
+    "save_every_minutes",
+    "keep_last",
+    "log_every",
+    "eval_every",
+    "threads",
+    "device",
+    "compile",
+    "nproc",
+)
+
+
+class CheckpointError(DataError):
+    """A checkpoint file that cannot be used (corrupt, truncated, wrong format)."""
+
+
+def _warn(msg: str) -> None:
+    print(f"warning: {msg}", file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------- fingerprint
+
+
+def training_fingerprint(
+    params: Params, shards: Path, tokenizer: Path, world_size: int
+) -> tuple[str, dict]:
+    """sha256 of everything the trained weights depend on, and the dict that was hashed.
+
+    The ``model`` section, the ``train`` section minus :data:`NON_RESULT_TRAIN_KEYS`, the
+    number of data-parallel processes, the sha256 of the shards' ``index.json`` (counts,
+    checksums, vocabulary) and the sha256 of the tokenizer file.
+    """
+    train = {k: v for k, v in to_dict(params.train).items() if k not in NON_RESULT_TRAIN_KEYS}
+    inputs = {
+        "model": to_dict(params.model),
+        "train": train,
+        "world_size": world_size,
+        "shards_index_sha256": sha256_file(Path(shards) / "index.json"),
+        "tokenizer_sha256": sha256_file(tokenizer),
+    }
+    return fingerprint(inputs), inputs
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def checkpoint_path(directory: Path, step: int) -> Path:
+    """``<directory>/checkpoint_<step:08d>.pt``"""
+    return Path(directory) / f"checkpoint_{step:08d}.pt"
+
+
+def list_checkpoints(directory: Path) -> list[tuple[int, Path]]:
+    """(step, path) of every checkpoint file in ``directory``, oldest first."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    found = []
+    for p in directory.iterdir():
+        m = _NAME.match(p.name)
+        if m and p.is_file():
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def remove_temp_files(directory: Path) -> int:
+    """Delete temporary files left by a save that was killed (SIGKILL, power loss)."""
+    directory = Path(directory)
+    n = 0
+    if directory.is_dir():
+        for p in directory.iterdir():
+            if _TEMP.match(p.name):
+                p.unlink(missing_ok=True)
+                n += 1
+    return n
+
+
+def rotate(directory: Path, keep_last: int) -> list[Path]:
+    """Delete all but the newest ``keep_last`` checkpoints; return the deleted paths."""
+    old = list_checkpoints(directory)[:-keep_last] if keep_last > 0 else []
+    for _, p in old:
+        p.unlink(missing_ok=True)
+    return [p for _, p in old]
+
+
+def save_checkpoint(state: dict, directory: Path, keep_last: int) -> Path:
+    """Write ``state`` atomically as ``checkpoint_<state['step']:08d>.pt``, then rotate.
+
+    The file is written to a temporary sibling, fsync'ed and renamed, so the final name
+    only ever holds a complete checkpoint.
+    """
+    import torch
+
+    missing = [k for k in REQUIRED_KEYS if k not in state]
+    if missing:
+        raise ValueError(f"checkpoint state lacks keys {missing}")
+    path = checkpoint_path(directory, int(state["step"]))
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+    rotate(directory, keep_last)
+    return path
+
+
+def load_checkpoint(path: Path, map_location: Any = "cpu") -> dict:
+    """Load and check a checkpoint (``weights_only=True``); raise :class:`CheckpointError`."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: checkpoint not found") from None
+    except Exception as e:  # zip/pickle errors of a truncated or corrupt file
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: cannot load checkpoint ({first[:200]})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: not a checkpoint (a {type(state).__name__})")
+    fmt = state.get("format")
+    if isinstance(fmt, int) and fmt > FORMAT:
+        raise CheckpointError(
+            f"{path}: checkpoint format {fmt} is newer than this code reads ({FORMAT})"
+        )
+    missing = [k for k in REQUIRED_KEYS if k not in state]
+    if missing:
+        raise CheckpointError(f"{path}: not a training checkpoint (missing {', '.join(missing)})")
+    return state
+
+
+@dataclass
+class Resume:
+    """What :func:`find_resume` decided."""
+
+    state: dict | None  # the checkpoint to resume from, or None: start fresh
+    path: Path | None = None
+    discarded: list[Path] | None = None  # stale or corrupt files that were deleted
+
+
+def find_resume(
+    directory: Path,
+    fp: str,
+    *,
+    delete: bool = True,
+    warn: Callable[[str], None] = _warn,
+    map_location: Any = "cpu",
+) -> Resume:
+    """Pick the checkpoint to resume from in ``directory`` for fingerprint ``fp``.
+
+    Newest first: a file that does not load is deleted (``delete``) with a warning and the
+    previous one tried; the first that loads decides: same fingerprint, resume from it;
+    different fingerprint, start fresh and delete every checkpoint in the folder. A file of
+    a newer format is an error, never deleted.
+    """
+    directory = Path(directory)
+    if delete:
+        remove_temp_files(directory)
+    discarded: list[Path] = []
+    for step, path in reversed(list_checkpoints(directory)):
+        try:
+            state = load_checkpoint(path, map_location=map_location)
+        except CheckpointError as e:
+            if "newer than this code" in str(e):
+                raise
+            warn(f"{e}; falling back to the previous checkpoint")
+            if delete:
+                path.unlink(missing_ok=True)
+            discarded.append(path)
+            continue
+        if int(state["step"]) != step:
+            warn(f"{path}: holds step {state['step']}, not {step}; ignoring it")
+            continue
+        if state["fingerprint"] == fp:
+            return Resume(state, path, discarded)
+        stale = [p for _, p in list_checkpoints(directory)]
+        warn(
+            f"{directory}: checkpoints were trained with other params or data (fingerprint "
+            f"{str(state['fingerprint'])[:12]}, now {fp[:12]}); starting fresh and deleting "
+            f"{len(stale)} stale checkpoint(s)"
+        )
+        if delete:
+            for p in stale:
+                p.unlink(missing_ok=True)
+        return Resume(None, None, discarded + stale)
+    return Resume(None, None, discarded)
+
+
+# ----------------------------------------------------------------------------- RNG states
+
+
+def capture_rng(device: Any = None) -> dict:
+    """RNG states of torch (CPU and the current CUDA device), NumPy and Python's ``random``.
+
+    Converted to tensors, numbers and lists so ``torch.load(weights_only=True)`` reads them.
+    """
+    import numpy as np
+    import torch
+
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    cuda = None
+    if device is not None and getattr(device, "type", str(device)) == "cuda":
+        cuda = torch.cuda.get_rng_state(device)
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": cuda,
+        "numpy": {
+            "name": str(name),
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "python": {"version": int(version), "state": list(internal), "gauss_next": gauss_next},
+    }
+
+
+def restore_rng(state: dict, device: Any = None) -> None:
+    """Inverse of :func:`capture_rng`."""
+    import numpy as np
+    import torch
+
+    torch.set_rng_state(state["torch"].cpu())
+    if state.get("cuda") is not None and device is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
+    n = state["numpy"]
+    np.random.set_state(
+        (
+            n["name"],
+            n["keys"].numpy().astype(np.uint32),
+            n["pos"],
+            n["has_gauss"],
+            n["cached_gaussian"],
+        )
+    )
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))
+
+
+def weights_checksum(model) -> str:
+    """sha256 of a model's parameters and buffers (bitwise; to compare DDP ranks)."""
+    import torch
+
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
