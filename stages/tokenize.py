@@ -1,44 +1,17 @@
-"""Stage ``tokenize``: learn one BPE model shared by English and German.
+"""Stage ``tokenize``: learn one BPE model shared by English and German."""
 
-This file's name is also the name of a standard-library module. ``python stages/<any>.py``
-puts ``stages/`` first on ``sys.path``, so the ``import tokenize`` done by ``inspect`` (and
-so by typer and torch) in *every* stage finds this file. When imported under that name it
-loads the real standard-library module and puts it in its own place (``import`` returns
-what ``sys.modules`` holds once the module has run) and imports nothing that needs
-``inspect``.
-"""
+from pathlib import Path
+from typing import Annotated
 
-from __future__ import annotations
+import typer
 
-import os
-import sys
+from aiayn import paths
+from aiayn.cli_util import new_app, run
+
+app = new_app()
 
 
-def _stdlib_tokenize_in_place_of_this_file() -> None:
-    import importlib.machinery
-    import importlib.util
-
-    here = os.path.dirname(os.path.abspath(__file__))
-    path = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
-    spec = importlib.machinery.PathFinder.find_spec("tokenize", path)
-    real = importlib.util.module_from_spec(spec)
-    sys.modules["tokenize"] = real
-    spec.loader.exec_module(real)
-
-
-if __name__ == "tokenize":
-    _stdlib_tokenize_in_place_of_this_file()
-else:
-    import typer
-
-    from aiayn.cli_util import new_app, run
-
-from pathlib import Path  # noqa: E402
-from typing import Annotated  # noqa: E402
-
-from aiayn import paths  # noqa: E402
-
-
+@app.command()
 def main(
     params: Annotated[Path, typer.Option(help="params file")] = paths.PARAMS,
     clean: Annotated[Path, typer.Option(help="clean data folder")] = paths.CLEAN,
@@ -53,6 +26,4 @@ def main(
 
 
 if __name__ == "__main__":
-    app = new_app()
-    app.command()(main)
     run(app)
