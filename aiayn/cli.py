@@ -23,6 +23,7 @@ app = new_app(
 # (command name, "module:function"). Each function is a Typer command whose heavy imports
 # (torch, tokenizers, sacrebleu) happen inside its body.
 COMMANDS: list[tuple[str, str]] = [
+    ("translate", "aiayn.decode.cli:translate"),
     ("score", "aiayn.score:score_command"),
 ]
 

@@ -1,0 +1,408 @@
+"""Greedy and batched beam search (section 6.1) on the decoder's key/value cache.
+
+Both work on a batch of sentences at once against the model API of ``docs/design.md``:
+``encode(src)``, ``init_state(enc)``, ``decode_step(tokens, state)`` and
+``state.reorder(index)`` (or ``decode(tgt_in, enc)`` over the whole prefix, the uncached
+reference, with ``cache=False``).
+
+Beam search, for each sentence (rows ``i * k .. i * k + k - 1`` of the decoder batch):
+
+- ``k`` live hypotheses ("beams") ranked by their log-probability; at the first step only
+  one (``<s>``), so no beam is a duplicate of another.
+- Each step extends every beam by every token and takes the best ``2k`` candidates by
+  log-probability. A candidate ending in ``</s>`` among the best ``k`` is *finished*: it is
+  scored with the GNMT function ``log P / lp(|Y|) + cp`` (:mod:`aiayn.decode.penalties`)
+  and kept. The best ``k`` candidates that do not end in ``</s>`` live on (there are always
+  ``k`` of them among ``2k``: each beam has only one ``</s>`` extension).
+- A sentence is done when it has ``k`` finished hypotheses, or at its maximum length, or
+  (early stop) when no live hypothesis can beat its ``nbest``-th best finished one. Log-probs
+  only decrease as a hypothesis grows, and lp grows with length (alpha >= 0), so the best
+  final score any descendant of a live beam with log-prob ``s <= 0`` can reach is
+  ``s / lp(L + 1)``, with ``L + 1`` the longest length it may still reach; cp <= 0 adds
+  nothing. Early stopping never changes the result: ties keep the hypothesis that finished
+  first, and the bound is computed from the same float32 table as the scores.
+- Done sentences leave the batch: their rows are dropped from the cache (``reorder`` with
+  fewer rows), so later steps only compute what is still searching.
+
+Maximum length: ``max_len`` tokens before ``</s>``, per sentence; at step ``max_len + 1``
+only ``</s>`` may follow (forced, its log-prob counts), so |Y| <= max_len + 1. ``<pad>``
+and ``<s>`` are never generated.
+
+With ``k = 1`` this is greedy search: the one candidate kept is the argmax, and a finished
+hypothesis ends the sentence. :func:`greedy_search` is a leaner path with equal results.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aiayn.decode.penalties import coverage_penalty, length_penalty_table
+from aiayn.errors import ConfigError
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+# Fixed special ids (docs/design.md); equal to aiayn.tokenizer's, not imported from there so
+# the decoder does not need the tokenizers package.
+PAD, BOS, EOS, UNK = 0, 1, 2, 3
+
+
+@dataclass
+class Hypothesis:
+    """One finished translation of a sentence."""
+
+    tokens: list[int]  # output token ids, without </s>
+    score: float  # GNMT score: logprob / lp(len(tokens) + 1) + cp
+    logprob: float  # log P(tokens, </s> | source)
+
+
+@dataclass
+class SearchStats:
+    """What a search computed (for benchmarks and tests)."""
+
+    steps: int = 0  # decoder calls
+    rows: int = 0  # decoder rows computed, summed over steps (hypothesis-tokens)
+    sentences_per_step: list[int] = field(default_factory=list)  # active sentences per step
+
+
+# ----------------------------------------------------------------------------- steppers
+
+
+class CachedStepper:
+    """One decoding step on the key/value cache: ``decode_step`` + ``DecoderState.reorder``."""
+
+    def __init__(self, model: Any, enc: Any):
+        self.model = model
+        self.state = model.init_state(enc)
+
+    def __call__(self, tokens: Tensor) -> Tensor:
+        """tokens (R,) -> logits (R, V) of the next position."""
+        return self.model.decode_step(tokens, self.state)
+
+    def reorder(self, index: Tensor) -> None:
+        """Keep rows ``index`` (R',), in that order."""
+        self.state.reorder(index)
+
+
+class RecomputeStepper:
+    """The uncached reference: ``decode`` over the whole prefix at every step."""
+
+    def __init__(self, model: Any, enc: Any):
+        self.model = model
+        self.enc = enc
+        self.prefix: Tensor | None = None  # (R, t)
+
+    def __call__(self, tokens: Tensor) -> Tensor:
+        """tokens (R,) -> logits (R, V) of the next position."""
+        import torch
+
+        col = tokens[:, None]  # (R, 1)
+        self.prefix = col if self.prefix is None else torch.cat([self.prefix, col], dim=1)
+        return self.model.decode(self.prefix, self.enc)[:, -1]  # (R, V)
+
+    def reorder(self, index: Tensor) -> None:
+        """Keep rows ``index`` (R',), in that order."""
+        if self.prefix is not None:
+            self.prefix = self.prefix.index_select(0, index)
+        self.enc = self.enc.reorder(index)
+
+
+class CrossAttentionProbe:
+    """Captures the cross-attention probabilities of the last decoder layer (mean over heads)
+    for the newest position, for the coverage penalty. ``last``: (R, S) after each step.
+
+    Works with :class:`aiayn.model.Transformer` (a forward hook on
+    ``decoder[-1].cross_attn``, recomputing its softmax from the hook's inputs).
+    """
+
+    def __init__(self, model: Any):
+        try:
+            attn = model.decoder[-1].cross_attn
+            attn.q, attn.n_heads  # noqa: B018 (checks the interface)
+        except (AttributeError, TypeError, IndexError):
+            raise ConfigError(
+                "translate.coverage_penalty > 0 needs a model whose last decoder layer has "
+                f"cross_attn (aiayn.model.Transformer); {type(model).__name__} has none"
+            ) from None
+        self.last: Tensor | None = None
+        self._handle = attn.register_forward_hook(self._hook)
+
+    def _hook(self, module: Any, args: tuple, output: Any) -> None:
+        x, kv, mask = args[0], args[1], args[2]  # (B, T, D), 2 x (B, h, S, d_k), mask
+        q = module.q(x[:, -1:])  # (B, 1, D)
+        B, _, D = q.shape
+        h = module.n_heads
+        q = q.view(B, 1, h, D // h).transpose(1, 2)  # (B, h, 1, d_k)
+        scores = (q @ kv[0].transpose(-1, -2)).float() / math.sqrt(D // h)  # (B, h, 1, S)
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        self.last = scores.softmax(-1).mean(1)[:, 0]  # (B, S)
+
+    def close(self) -> None:
+        self._handle.remove()
+
+
+def _stepper(model: Any, enc: Any, cache: bool):
+    return CachedStepper(model, enc) if cache else RecomputeStepper(model, enc)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _next_logprobs(logits: Tensor, forced_end: Tensor | None) -> Tensor:
+    """log-softmax in float32 (R, V); never <pad> or <s>; rows ``forced_end`` (R,) bool may
+    only produce </s>."""
+    import torch
+
+    lprobs = torch.log_softmax(logits.float(), dim=-1)  # (R, V)
+    lprobs[:, PAD] = float("-inf")
+    lprobs[:, BOS] = float("-inf")
+    if forced_end is not None and bool(forced_end.any()):
+        eos = lprobs[:, EOS].clone()  # (R,)
+        lprobs[forced_end] = float("-inf")
+        lprobs[:, EOS] = eos
+    return lprobs
+
+
+def _check_inputs(src: Tensor, max_len: Tensor) -> None:
+    if src.dim() != 2 or max_len.dim() != 1 or max_len.size(0) != src.size(0):
+        raise ValueError(
+            f"src must be (B, S) and max_len (B,); got {tuple(src.shape)} and "
+            f"{tuple(max_len.shape)}"
+        )
+
+
+# ----------------------------------------------------------------------------- greedy
+
+
+def greedy_search(
+    model: Any,
+    src: Tensor,
+    max_len: Tensor,
+    *,
+    alpha: float = 0.6,
+    beta: float = 0.0,
+    cache: bool = True,
+    stats: SearchStats | None = None,
+) -> list[list[Hypothesis]]:
+    """Greedy decoding of a batch: the argmax token at every step.
+
+    src (B, S) token ids padded with <pad>, each row ending in </s>; max_len (B,) long, the
+    most output tokens before </s>. Returns one ``[Hypothesis]`` per sentence, in order,
+    scored like :func:`beam_search` (equal to it with ``beam_size=1``).
+    """
+    import torch
+
+    _check_inputs(src, max_len)
+    device = src.device
+    n = src.size(0)
+    results: list[list[Hypothesis]] = [[] for _ in range(n)]
+    if n == 0:
+        return results
+    max_len = max_len.to(device)
+    lp = length_penalty_table(int(max_len.max()) + 1, alpha, device)  # (Lmax + 2,)
+    probe = CrossAttentionProbe(model) if beta > 0 else None
+    try:
+        with torch.inference_mode():
+            enc = model.encode(src)
+            step = _stepper(model, enc, cache)
+            sent = torch.arange(n, device=device)  # original index of each active row
+            tokens = torch.full((n,), BOS, dtype=torch.long, device=device)
+            logp = torch.zeros(n, device=device)
+            hist = torch.empty((n, 0), dtype=torch.long, device=device)
+            src_real = src.ne(PAD)  # (n, S)
+            cov = torch.zeros(src.shape, device=device) if probe else None
+            for t in range(1, int(max_len.max()) + 2):
+                lprobs = _next_logprobs(step(tokens), t > max_len[sent])  # (R, V)
+                if stats is not None:
+                    stats.steps += 1
+                    stats.rows += tokens.size(0)
+                    stats.sentences_per_step.append(tokens.size(0))
+                best, tok = lprobs.max(dim=1)  # (R,)
+                logp = logp + best
+                if probe:
+                    cov = cov + probe.last
+                ended = tok.eq(EOS)
+                if bool(ended.any()):
+                    rows = ended.nonzero().squeeze(1)
+                    score = logp[rows] / lp[t]
+                    if probe:
+                        score = score + coverage_penalty(cov[rows], src_real[sent[rows]], beta)
+                    for r, s, lpv, seq in zip(
+                        sent[rows].tolist(),
+                        score.tolist(),
+                        logp[rows].tolist(),
+                        hist[rows].tolist(),
+                        strict=True,
+                    ):
+                        results[r].append(Hypothesis(seq, s, lpv))
+                    keep = (~ended).nonzero().squeeze(1)
+                    if keep.numel() == 0:
+                        break
+                    step.reorder(keep)
+                    sent, tok, logp, hist = sent[keep], tok[keep], logp[keep], hist[keep]
+                    if probe:
+                        cov = cov[keep]
+                hist = torch.cat([hist, tok[:, None]], dim=1)
+                tokens = tok
+    finally:
+        if probe:
+            probe.close()
+    return results
+
+
+# ----------------------------------------------------------------------------- beam
+
+
+def beam_search(
+    model: Any,
+    src: Tensor,
+    max_len: Tensor,
+    *,
+    beam_size: int = 4,
+    alpha: float = 0.6,
+    beta: float = 0.0,
+    nbest: int = 1,
+    early_stop: bool = True,
+    cache: bool = True,
+    stats: SearchStats | None = None,
+) -> list[list[Hypothesis]]:
+    """Beam search over a batch of sentences (see the module docstring for the algorithm).
+
+    src (B, S) token ids padded with <pad>, each row ending in </s>; max_len (B,) long, the
+    most output tokens before </s>. Returns, per sentence in order, its ``nbest`` best
+    finished hypotheses, best first (fewer only if fewer could finish).
+
+    ``early_stop=False`` runs every sentence until it has ``beam_size`` finished hypotheses
+    or reaches its maximum length (same result, more work); ``cache=False`` recomputes the
+    decoder over the whole prefix at every step (same result, much more work).
+    """
+    import torch
+
+    _check_inputs(src, max_len)
+    if not 1 <= nbest <= beam_size:
+        raise ConfigError(f"nbest must be between 1 and beam_size={beam_size}; got {nbest}")
+    device = src.device
+    n, k = src.size(0), beam_size
+    finished: list[list[Hypothesis]] = [[] for _ in range(n)]
+    if n == 0:
+        return finished
+    max_len = max_len.to(device)
+    lp = length_penalty_table(int(max_len.max()) + 1, alpha, device)  # (Lmax + 2,)
+    probe = CrossAttentionProbe(model) if beta > 0 else None
+    try:
+        with torch.inference_mode():
+            enc = model.encode(src)
+            step = _stepper(model, enc, cache)
+            step.reorder(torch.arange(n, device=device).repeat_interleave(k))  # (n k,)
+            sent = torch.arange(n, device=device)  # (n',) original index of each sentence
+            lim = max_len.clone()  # (n',)
+            bound_lp = lp[lim + 1]  # (n',) the largest lp a live hypothesis can still reach
+            alive = torch.full((n, k), float("-inf"), device=device)  # (n', k) log-probs
+            alive[:, 0] = 0.0
+            tokens = torch.full((n * k,), BOS, dtype=torch.long, device=device)  # (n' k,)
+            hist = torch.empty((n * k, 0), dtype=torch.long, device=device)  # (n' k, t - 1)
+            n_done = torch.zeros(n, dtype=torch.long, device=device)  # (n',) finished count
+            nth = torch.full((n,), float("-inf"), device=device)  # (n',) nbest-th best score
+            src_real = src.ne(PAD)  # (n, S)
+            cov = torch.zeros((n * k, src.size(1)), device=device) if probe else None
+            for t in range(1, int(max_len.max()) + 2):
+                na = sent.size(0)
+                forced = (t > lim).repeat_interleave(k)  # (n' k,)
+                lprobs = _next_logprobs(step(tokens), forced)  # (n' k, V)
+                if stats is not None:
+                    stats.steps += 1
+                    stats.rows += tokens.size(0)
+                    stats.sentences_per_step.append(na)
+                if probe:
+                    cov = cov + probe.last  # (n' k, S) coverage incl. this step
+                V = lprobs.size(1)
+                cand = (alive.view(-1, 1) + lprobs).view(na, k * V)  # (n', k V)
+                top, idx = cand.topk(min(2 * k, k * V), dim=1)  # (n', 2k), best first
+                beam = torch.div(idx, V, rounding_mode="floor")  # (n', 2k)
+                tok = idx - beam * V  # (n', 2k)
+                is_eos = tok.eq(EOS)
+
+                # Candidates ending in </s> among the best k are finished.
+                fin = is_eos[:, :k] & torch.isfinite(top[:, :k])  # (n', k)
+                if bool(fin.any()):
+                    i, j = fin.nonzero(as_tuple=True)
+                    rows = i * k + beam[i, j]  # decoder rows of their parents
+                    logp = top[i, j]
+                    score = logp / lp[t]
+                    if probe:
+                        score = score + coverage_penalty(cov[rows], src_real[sent[i]], beta)
+                    touched = {}
+                    for ii, r, s, lpv, seq in zip(
+                        i.tolist(),
+                        sent[i].tolist(),
+                        score.tolist(),
+                        logp.tolist(),
+                        hist[rows].tolist(),
+                        strict=True,
+                    ):
+                        finished[r].append(Hypothesis(seq, s, lpv))
+                        touched[ii] = r
+                    for ii, r in touched.items():
+                        n_done[ii] = len(finished[r])
+                        if len(finished[r]) >= nbest:
+                            scores = sorted((h.score for h in finished[r]), reverse=True)
+                            nth[ii] = scores[nbest - 1]
+
+                # The best k candidates not ending in </s> live on, in rank order.
+                order = torch.argsort(is_eos.to(torch.uint8), dim=1, stable=True)[:, :k]
+                alive = top.gather(1, order)  # (n', k)
+                new_beam = beam.gather(1, order)  # (n', k)
+                new_tok = tok.gather(1, order)  # (n', k)
+
+                done = (t > lim) | (n_done >= k)  # (n',)
+                if early_stop:
+                    best_possible = alive[:, 0] / bound_lp  # (n',)
+                    done |= (n_done >= nbest) & (best_possible <= nth)
+                if bool(done.all()):
+                    break
+                keep = (~done).nonzero().squeeze(1)  # (n'',)
+                rows = (keep[:, None] * k + new_beam[keep]).view(-1)  # (n'' k,)
+                step.reorder(rows)
+                hist = torch.cat([hist.index_select(0, rows), new_tok[keep].view(-1, 1)], 1)
+                tokens = new_tok[keep].view(-1)
+                if probe:
+                    cov = cov.index_select(0, rows)
+                if keep.size(0) < na:
+                    sent, lim, bound_lp = sent[keep], lim[keep], bound_lp[keep]
+                    n_done, nth = n_done[keep], nth[keep]
+                alive = alive[keep]
+    finally:
+        if probe:
+            probe.close()
+    return [sorted(hyps, key=lambda h: -h.score)[:nbest] for hyps in finished]
+
+
+def search(
+    model: Any,
+    src: Tensor,
+    max_len: Tensor,
+    *,
+    beam_size: int = 4,
+    alpha: float = 0.6,
+    beta: float = 0.0,
+    nbest: int = 1,
+    cache: bool = True,
+    stats: SearchStats | None = None,
+) -> list[list[Hypothesis]]:
+    """Greedy search for ``beam_size == 1``, beam search otherwise."""
+    if beam_size == 1:
+        return greedy_search(model, src, max_len, alpha=alpha, beta=beta, cache=cache, stats=stats)
+    return beam_search(
+        model,
+        src,
+        max_len,
+        beam_size=beam_size,
+        alpha=alpha,
+        beta=beta,
+        nbest=nbest,
+        cache=cache,
+        stats=stats,
+    )

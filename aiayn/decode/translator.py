@@ -1,0 +1,335 @@
+"""Translate text with an averaged model: ``Translator`` and the ``translate`` stage.
+
+``Translator.load(model_dir)`` reads ``model_dir/model.json`` (model config, vocabulary size,
+tokenizer path and sha256) and ``model_dir/model.pt`` (weights only). ``translate(lines, cfg)``
+returns one detokenized line per input line, in input order:
+
+- empty (or whitespace-only) lines give empty lines without being decoded;
+- the other lines are BPE-encoded, ``</s>`` appended, sorted by length (longest first) and
+  cut into batches of at most ``cfg.max_tokens`` padded source tokens, decoded by
+  :func:`aiayn.decode.search.search`, and written back in input order;
+- the maximum output length is ``floor(max_len_a * n + max_len_b)`` BPE tokens before
+  ``</s>`` (paper: n + 50), n the source length in BPE tokens without ``</s>``, capped so
+  the output fits ``model.max_positions``; a source longer than the positions the model has
+  is cut to fit (with a warning naming how many lines);
+- an output never contains a line break (one output line per input line, never a shifted
+  file): any line or paragraph separator the model produces becomes a space.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiayn.config import ModelConfig, TranslateConfig
+from aiayn.decode.search import EOS, PAD, Hypothesis
+from aiayn.errors import ConfigError, DataError, MissingInputError
+
+if TYPE_CHECKING:
+    import torch
+
+# Everything str.splitlines() treats as a line boundary.
+_LINE_BREAKS = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
+# Show a progress bar from this many lines on (the REPL's tr("...") stays quiet).
+PROGRESS_MIN_LINES = 200
+
+
+def one_line(text: str) -> str:
+    """``text`` with every line break replaced by a space."""
+    return _LINE_BREAKS.sub(" ", text)
+
+
+def read_text_lines(path: str | os.PathLike) -> list[str]:
+    """Lines of a UTF-8 file split on ``\\n`` only (a trailing ``\\r`` is dropped too)."""
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8", newline="\n") as f:
+            return [line.rstrip("\n").removesuffix("\r") for line in f]
+    except FileNotFoundError:
+        raise MissingInputError(f"{path}: file not found") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text (byte {e.start} of a chunk)") from None
+
+
+def check_translate_config(cfg: TranslateConfig, where: str = "translate") -> None:
+    """The cross-key checks of params.yaml's translate section, for values set elsewhere."""
+    if cfg.beam_size < 1:
+        raise ConfigError(f"{where}: beam_size must be >= 1; got {cfg.beam_size}")
+    if not 1 <= cfg.nbest <= cfg.beam_size:
+        raise ConfigError(
+            f"{where}: nbest must be between 1 and beam_size={cfg.beam_size}; got {cfg.nbest}"
+        )
+    if cfg.max_tokens < 1:
+        raise ConfigError(f"{where}: max_tokens must be >= 1; got {cfg.max_tokens}")
+
+
+def resolve_tokenizer_path(ref: str, model_dir: Path) -> Path:
+    """model.json's tokenizer path: absolute as is; relative to the project root, i.e. the
+    working folder, else the nearest folder above ``model_dir`` where it exists."""
+    p = Path(ref)
+    if p.is_absolute() or p.exists():
+        return p
+    for parent in Path(model_dir).resolve().parents:
+        if (parent / p).exists():
+            return parent / p
+    return p
+
+
+def _strip_prefixes(state: dict) -> dict:
+    """Drop ``_orig_mod.`` (torch.compile) and ``module.`` (DDP) prefixes from state keys."""
+    out = {}
+    for k, v in state.items():
+        for prefix in ("_orig_mod.", "module."):
+            while k.startswith(prefix):
+                k = k[len(prefix) :]
+        out[k] = v
+    return out
+
+
+@dataclass
+class Translation:
+    """One hypothesis as text."""
+
+    text: str
+    score: float
+    tokens: list[int]
+
+
+class Translator:
+    """A model, its tokenizer and a device: translates lists of lines."""
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        device: torch.device | str = "cpu",
+        max_positions: int | None = None,
+    ):
+        """``model`` implements the decoding API of docs/design.md, ``tokenizer`` has
+        ``encode_batch`` and ``decode``; ``max_positions`` bounds source and output length
+        (default: ``model.cfg.max_positions`` when the model has one, else unbounded)."""
+        import torch
+
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = torch.device(device)
+        if max_positions is None:
+            cfg = getattr(model, "cfg", None)
+            max_positions = getattr(cfg, "max_positions", None)
+        self.max_positions = max_positions
+
+    # -- loading
+
+    @classmethod
+    def load(
+        cls, model_dir: str | os.PathLike, device: str = "auto", precision: str = "auto"
+    ) -> Translator:
+        """The averaged model of ``model_dir`` (``model.pt`` + ``model.json``) with its
+        tokenizer, on ``device`` (auto/cpu/cuda) in ``precision`` (auto/fp32/fp16/bf16:
+        auto is fp32 on CPU, bf16 or fp16 on a GPU)."""
+        import torch
+
+        from aiayn.model import Transformer
+        from aiayn.tokenizer import load_tokenizer
+        from aiayn.train.precision import select_device, select_precision
+
+        model_dir = Path(model_dir)
+        meta_path, weights = model_dir / "model.json", model_dir / "model.pt"
+        for p in (meta_path, weights):
+            if not p.is_file():
+                raise MissingInputError(
+                    f"no trained model in {model_dir} ({p.name} is missing): "
+                    f"run `dvc repro average` first"
+                )
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise DataError(f"{meta_path}: not valid JSON ({e})") from None
+        for key, typ in (
+            ("model_config", dict),
+            ("vocab_size", int),
+            ("tokenizer", str),
+            ("tokenizer_sha256", str),
+        ):
+            if not isinstance(meta.get(key), typ):
+                raise DataError(f"{meta_path}: key {key!r} missing or not a {typ.__name__}")
+        try:
+            cfg = ModelConfig(**meta["model_config"])
+        except TypeError as e:
+            raise DataError(f"{meta_path}: bad model_config: {e}") from None
+
+        tok_path = resolve_tokenizer_path(meta["tokenizer"], model_dir)
+        tokenizer = load_tokenizer(tok_path)
+        if tokenizer.sha256 != meta["tokenizer_sha256"]:
+            raise DataError(
+                f"{tok_path} (sha256 {tokenizer.sha256[:12]}) is not the tokenizer the model "
+                f"in {model_dir} was trained with (sha256 {meta['tokenizer_sha256'][:12]})"
+            )
+        if tokenizer.vocab_size != meta["vocab_size"]:
+            raise DataError(
+                f"{tok_path} has {tokenizer.vocab_size} tokens but the model in {model_dir} "
+                f"has {meta['vocab_size']}"
+            )
+
+        try:
+            state = torch.load(weights, weights_only=True, map_location="cpu")
+        except Exception as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise DataError(f"{weights}: cannot be loaded weights-only: {first}") from None
+        if not isinstance(state, dict):
+            raise DataError(f"{weights}: not a state dict")
+        model = Transformer(cfg, meta["vocab_size"])
+        try:
+            model.load_state_dict(_strip_prefixes(state))
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()[0]
+            raise DataError(f"{weights} does not fit {meta_path}'s model_config: {first}") from None
+
+        dev = select_device(device, key="translate.device")
+        prec = select_precision(precision, dev.type, key="translate.precision")
+        model = model.to(device=dev, dtype=prec.dtype).eval()
+        return cls(model, tokenizer, dev, cfg.max_positions)
+
+    # -- translating
+
+    def translate(
+        self,
+        lines: list[str],
+        cfg: TranslateConfig,
+        progress: bool | None = None,
+        desc: str = "translate",
+    ) -> list[str]:
+        """One detokenized translation per line of ``lines``, in order (the best hypothesis).
+
+        ``cfg``: beam_size, length_penalty, max_len_a/b, coverage_penalty, max_tokens (its
+        device and precision were fixed by :meth:`load`). ``progress``: a tqdm bar on
+        stderr (None: only for >= 200 lines).
+        """
+        nbest = self.translate_nbest(lines, cfg, nbest=1, progress=progress, desc=desc)
+        return [hyps[0].text if hyps else "" for hyps in nbest]
+
+    def translate_nbest(
+        self,
+        lines: list[str],
+        cfg: TranslateConfig,
+        nbest: int | None = None,
+        progress: bool | None = None,
+        desc: str = "translate",
+    ) -> list[list[Translation]]:
+        """The ``nbest`` (default ``cfg.nbest``) best translations of each line, best first,
+        with their scores; an empty line gives ``[Translation("", 0.0, [])]``."""
+        nbest = cfg.nbest if nbest is None else nbest
+        hyps = self.hypotheses(lines, cfg, nbest, progress, desc)
+        out = []
+        for line, hs in zip(lines, hyps, strict=True):
+            if not line.strip():
+                out.append([Translation("", 0.0, [])])
+            else:
+                out.append([Translation(self._text(h.tokens), h.score, h.tokens) for h in hs])
+        return out
+
+    def _text(self, tokens: list[int]) -> str:
+        """Detokenized text of output ids, on one line."""
+        return one_line(self.tokenizer.decode(tokens))
+
+    def hypotheses(
+        self,
+        lines: list[str],
+        cfg: TranslateConfig,
+        nbest: int = 1,
+        progress: bool | None = None,
+        desc: str = "translate",
+    ) -> list[list[Hypothesis]]:
+        """Search results (token ids and scores) per line; ``[]`` for empty lines."""
+        import torch
+        from tqdm import tqdm
+
+        from aiayn.decode.search import search
+
+        check_translate_config(cfg)
+        if nbest > cfg.beam_size:
+            raise ConfigError(f"nbest must be <= beam_size={cfg.beam_size}; got {nbest}")
+        results: list[list[Hypothesis]] = [[] for _ in lines]
+        todo = [i for i, line in enumerate(lines) if line.strip()]
+        if not todo:
+            return results
+        ids = self.tokenizer.encode_batch([lines[i] for i in todo])
+        limit = math.inf if self.max_positions is None else self.max_positions - 1
+        n_cut = sum(len(x) > limit for x in ids)
+        if n_cut:
+            warnings.warn(
+                f"{n_cut} source line(s) longer than model.max_positions-1={limit} BPE tokens "
+                f"were cut to fit",
+                stacklevel=2,
+            )
+        src = [x[: int(min(len(x), limit))] + [EOS] for x in ids]
+        max_len = [int(min(math.floor(cfg.max_len_a * len(x) + cfg.max_len_b), limit)) for x in ids]
+        order = sorted(range(len(src)), key=lambda j: len(src[j]), reverse=True)
+        show = len(todo) >= PROGRESS_MIN_LINES if progress is None else progress
+        bar = tqdm(total=len(todo), desc=desc, unit="sent", disable=not show, file=sys.stderr)
+        with bar:
+            for batch in _token_batches(order, [len(s) for s in src], cfg.max_tokens):
+                width = len(src[batch[0]])  # longest first
+                rows = [src[j] + [PAD] * (width - len(src[j])) for j in batch]
+                src_t = torch.tensor(rows, dtype=torch.long, device=self.device)  # (n, S)
+                max_t = torch.tensor([max_len[j] for j in batch], device=self.device)  # (n,)
+                found = search(
+                    self.model,
+                    src_t,
+                    max_t,
+                    beam_size=cfg.beam_size,
+                    alpha=cfg.length_penalty,
+                    beta=cfg.coverage_penalty,
+                    nbest=nbest,
+                )
+                for j, hyps in zip(batch, found, strict=True):
+                    results[todo[j]] = hyps
+                bar.update(len(batch))
+        return results
+
+
+def _token_batches(order: list[int], lengths: list[int], max_tokens: int) -> list[list[int]]:
+    """Consecutive runs of ``order`` (sorted by length, longest first) whose padded size
+    ``len(batch) * longest`` is at most ``max_tokens`` (a single longer item is its own)."""
+    batches: list[list[int]] = []
+    cur: list[int] = []
+    for j in order:
+        longest = lengths[cur[0]] if cur else lengths[j]
+        if cur and (len(cur) + 1) * longest > max_tokens:
+            batches.append(cur)
+            cur = []
+        cur.append(j)
+    if cur:
+        batches.append(cur)
+    return batches
+
+
+def translate_splits(
+    cfg: TranslateConfig, model_dir: Path, sources: dict[str, Path], out: Path
+) -> dict[str, int]:
+    """The ``translate`` stage: ``out/<split>.de`` for each ``sources[split]``, atomically.
+
+    Returns the line count per split (equal to the source's).
+    """
+    from aiayn import paths
+    from aiayn.fsio import atomic_dir, require_inputs
+
+    require_inputs(*sources.values(), stage="clean")
+    check_translate_config(cfg)
+    translator = Translator.load(model_dir, device=cfg.device, precision=cfg.precision)
+    counts = {}
+    with atomic_dir(out) as tmp:
+        for split, source in sources.items():
+            text = translator.translate(read_text_lines(source), cfg, progress=True, desc=split)
+            with open(paths.translation(split, tmp), "w", encoding="utf-8", newline="\n") as f:
+                f.writelines(t + "\n" for t in text)
+            counts[split] = len(text)
+    return counts
