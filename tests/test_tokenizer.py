@@ -187,10 +187,10 @@ def test_load_errors(tmp_path):
 
 def test_stage_before_clean_is_a_one_line_error(tmp_path):
     r = subprocess.run(
-        [sys.executable, str(ROOT / "stages" / "tokenize.py"), "--params", str(ROOT / "params.yaml"),
+        [sys.executable, "-m", "stages.tokenize", "--params", str(ROOT / "params.yaml"),
          "--clean", str(tmp_path / "clean"), "--out", str(tmp_path / "t.json"),
          "--report", str(tmp_path / "r.json")],
-        capture_output=True, text=True, cwd=tmp_path,
+        capture_output=True, text=True, cwd=ROOT,  # as dvc.yaml runs it
     )  # fmt: skip
     assert r.returncode == 1
     assert r.stderr.count("\n") == 1
