@@ -164,6 +164,7 @@ def save_checkpoint(state: dict, directory: Path, keep_last: int) -> Path:
     missing = [k for k in REQUIRED_KEYS if k not in state]
     if missing:
         raise ValueError(f"checkpoint state lacks keys {missing}")
+    check_weights_only(state)
     path = checkpoint_path(directory, int(state["step"]))
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
@@ -171,6 +172,26 @@ def save_checkpoint(state: dict, directory: Path, keep_last: int) -> Path:
             os.fsync(f.fileno())
     rotate(directory, keep_last)
     return path
+
+
+def check_weights_only(obj: Any, where: str = "state") -> None:
+    """Raise TypeError naming the first value ``torch.load(weights_only=True)`` would refuse
+    (only tensors, numbers, strings, None, and lists/tuples/dicts of them are allowed)."""
+    import torch
+
+    if obj is None or isinstance(obj, bool | int | float | str | torch.Tensor | torch.dtype):
+        return
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if not isinstance(k, str | int):
+                raise TypeError(f"{where}: key {k!r} is a {type(k).__name__}")
+            check_weights_only(v, f"{where}[{k!r}]")
+        return
+    if isinstance(obj, list | tuple):
+        for i, v in enumerate(obj):
+            check_weights_only(v, f"{where}[{i}]")
+        return
+    raise TypeError(f"{where} is a {type(obj).__name__}, which weights-only loading refuses")
 
 
 def load_checkpoint(path: Path, map_location: Any = "cpu") -> dict:

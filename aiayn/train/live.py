@@ -20,6 +20,25 @@ from pathlib import Path
 from aiayn.fsio import atomic_file
 
 
+def _files_only_live():
+    """``dvclive.Live`` that only writes files: it skips the DVC/git repository lookup.
+
+    ``Live`` opens the DVC repository around the working directory to support experiments
+    and artifacts, which this stage does not use. That lookup fails in a git repository
+    without commits (``SCMError: Empty git repo``), runs ``dvc init`` in a git repository
+    that has no DVC yet, and costs a second per start. The files written are the same.
+    """
+    from dvclive import Live
+
+    class FilesOnlyLive(Live):
+        def _init_dvc(self) -> None:
+            self._dvc_repo = None
+            self._save_dvc_exp = False
+            self._dvc_file = self._init_dvc_file()
+
+    return FilesOnlyLive
+
+
 def truncate_after(live_dir: Path, step: int) -> int:
     """Drop rows with ``step`` greater than ``step`` from every ``.tsv`` under ``live_dir``.
 
@@ -57,13 +76,11 @@ class TrainLog:
         self.live = None
         if not enabled:
             return
-        from dvclive import Live
-
         live_dir = Path(live_dir)
         resume = resume_step is not None
         if resume:
             truncate_after(live_dir, resume_step)
-        self.live = Live(
+        self.live = _files_only_live()(
             str(live_dir), resume=resume, dvcyaml=False, save_dvc_exp=False, report=None
         )
 
