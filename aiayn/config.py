@@ -80,6 +80,9 @@ class CleanConfig:
     dedup: bool = param(True, help="exact pair deduplication across all corpora")
     decontaminate: bool = param(True, help="drop pairs with a side found in dev or test")
     lang_filter: bool = param(False, help="drop pairs whose sides look like the wrong language")
+    lang_margin: int = param(
+        2, ge=1, help="lang_filter: other-language function words must outnumber own by this"
+    )
     workers: int = param(0, ge=0, help="worker processes (0: all cores)")
 
 
@@ -362,6 +365,11 @@ def _validate(p: Params, where: _Where) -> None:
         raise where.error(
             "translate.nbest",
             f"must be <= translate.beam_size={p.translate.beam_size}; got {p.translate.nbest}",
+        )
+    if p.clean.min_words > p.clean.max_words:
+        raise where.error(
+            "clean.min_words",
+            f"must be <= clean.max_words={p.clean.max_words}; got {p.clean.min_words}",
         )
     if not p.data.mirror.startswith(("http://", "https://", "file://")):
         raise where.error(
