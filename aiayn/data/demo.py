@@ -1470,8 +1470,8 @@ FLAVOURS = {
     "europarl-v7": Flavour(
         "europarl-v7",
         {"parl": 6, "core": 3, "econ": 2, "news": 1, "web": 1},
-        {"main": 0.6, "sub_trail": 0.15, "sub_front": 0.08, "coord": 0.07, "question": 0.05,
-         "wh": 0.05},
+        {"main": 0.58, "sub_trail": 0.15, "sub_front": 0.08, "coord": 0.06, "question": 0.04,
+         "wh": 0.04, "quote_pre": 0.025, "quote_post": 0.025},
         _with(_BASE_FRAMES, S=0.16, BE=0.12, C=0.0),
         _with(_BASE_TENSES, would=0.08, must=0.09, pres=0.4),
         pron=0.3, pronouns="i i we we we it they you he she", person=0.03, title=0.04,
@@ -1480,8 +1480,9 @@ FLAVOURS = {
     "commoncrawl": Flavour(
         "commoncrawl",
         {"web": 6, "core": 3, "news": 1, "econ": 1, "parl": 1},
-        {"main": 0.55, "sub_trail": 0.07, "sub_front": 0.05, "coord": 0.04, "question": 0.07,
-         "wh": 0.04, "imperative": 0.11, "fragment": 0.07},
+        {"main": 0.54, "sub_trail": 0.07, "sub_front": 0.05, "coord": 0.04, "question": 0.07,
+         "wh": 0.04, "imperative": 0.11, "fragment": 0.07, "quote_pre": 0.005,
+         "quote_post": 0.005},
         _with(_BASE_FRAMES, C=0.05, BE=0.16, S=0.03, W=0.01, M=0.01),
         _with(_BASE_TENSES, pres=0.6, perf=0.12, can=0.1, must=0.03, should=0.02),
         pron=0.25, pronouns="we we we you you it they i", person=0.02, title=0.0, place=0.02,
@@ -1490,8 +1491,8 @@ FLAVOURS = {
     "news-commentary-v9": Flavour(
         "news-commentary-v9",
         {"econ": 6, "core": 3, "parl": 2, "news": 2, "web": 1},
-        {"main": 0.62, "sub_trail": 0.14, "sub_front": 0.08, "coord": 0.07, "question": 0.04,
-         "wh": 0.05},
+        {"main": 0.56, "sub_trail": 0.13, "sub_front": 0.07, "coord": 0.06, "question": 0.03,
+         "wh": 0.04, "quote_pre": 0.055, "quote_post": 0.055},
         _with(_BASE_FRAMES, M=0.1, S=0.12, C=0.02),
         _with(_BASE_TENSES, perf=0.25, fut=0.12),
         pron=0.1, pronouns="we we it they he she", person=0.04, title=0.01, place=0.08,
@@ -2122,15 +2123,24 @@ class _NoiseMaker:
             ent = rng.choice(("&amp;", "&gt;&gt;", "&#8226;", "&raquo;"))
             f = lambda s: f"{s} {ent}"  # noqa: E731
         if rng.random() < 0.8:
-            return f(en), f(de)
-        return (f(en), de) if rng.random() < 0.5 else (en, f(de))
+            pair = f(en), f(de)
+        else:
+            pair = (f(en), de) if rng.random() < 0.5 else (en, f(de))
+        if _balanced(*pair):
+            return pair
+        return f"<b>{en}</b>", f"<b>{de}</b>"  # adds no words: the ratio filter keeps it
 
     def _control(self, en: str, de: str) -> tuple[str, str]:
         rng = self.rng
 
         def insert(s: str) -> str:
-            i = rng.randint(0, len(s))
-            return s[:i] + rng.choice(CONTROL_CHARS) + s[i:]
+            c = rng.choice(CONTROL_CHARS)
+            if c < " " or c == "\x7f":  # C0 controls: at a word boundary, like a stray tab
+                at = [0, len(s)] + [j for j, ch in enumerate(s) if ch == " "]
+                i = rng.choice(at)
+            else:  # zero-width and format characters: anywhere, also inside words
+                i = rng.randint(0, len(s))
+            return s[:i] + c + s[i:]
 
         x = rng.random()
         if x < 0.4:
