@@ -25,6 +25,7 @@ app = new_app(
 COMMANDS: list[tuple[str, str]] = [
     ("translate", "aiayn.decode.cli:translate"),
     ("score", "aiayn.score:score_command"),
+    ("model-info", "aiayn.model_info:model_info"),
 ]
 
 

@@ -1,0 +1,571 @@
+"""The Transformer of "Attention Is All You Need" (Vaswani et al., 2017), section 3.
+
+One file, read top to bottom:
+
+- :func:`sinusoid_table`: the positional encodings of section 3.5 (a buffer, not learned).
+- :class:`SelfAttention`, :class:`CrossAttention`: multi-head scaled dot-product attention
+  (3.2.1, 3.2.2) through ``F.scaled_dot_product_attention``; self-attention projects Q, K
+  and V with one fused matrix, cross-attention projects K and V of the encoder output once.
+- :class:`FeedForward`: the position-wise feed-forward network (3.3).
+- :class:`EncoderLayer`, :class:`DecoderLayer`: sub-layers with residual dropout and layer
+  normalisation (5.4), post-norm as in the paper (``x = LayerNorm(x + Dropout(Sublayer(x)))``)
+  or pre-norm (``x = x + Dropout(Sublayer(LayerNorm(x)))``, plus a final LayerNorm).
+- :class:`Transformer`: embeddings scaled by sqrt(d_model) (3.4) with three-way weight tying,
+  ``forward``/``encode``/``decode`` for training, and ``init_state``/``decode_step`` with a
+  key/value cache (:class:`DecoderState`) for incremental decoding (beam search).
+- :data:`PRESETS`, :func:`count_parameters`, :func:`parameter_formula`.
+
+Masks. Padding id is 0 (:data:`PAD`). The encoder builds one boolean key mask per forward
+from the source padding (True = may attend, the convention of SDPA) and reuses it in every
+encoder self-attention and decoder cross-attention; without padding it passes no mask at
+all. Decoder self-attention is causal (``is_causal=True``): target sequences are padded on
+the right, so a real position never sees a padded one and needs no extra key mask. Padded
+query rows of the encoder still attend to the real keys of their sentence, so no softmax
+row is ever fully masked (a source of all padding is the one exception; its row is allowed
+to attend everywhere instead, so no NaN can appear).
+
+Initialisation (documented in :meth:`Transformer.reset_parameters`): Xavier uniform for
+every projection (each of the fused Q/K/V blocks on its own), zero biases, embeddings and an
+untied output projection N(0, d_model^-0.5) so that the sqrt(d_model)-scaled embeddings have
+unit variance (as fairseq and tensor2tensor do), LayerNorm weight 1 and bias 0.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from aiayn.config import ModelConfig
+from aiayn.errors import AiaynError, ConfigError
+
+PAD = 0  # padding id; equals aiayn.tokenizer.PAD (not imported: no tokenizers dependency)
+
+# Table 3 of the paper; "demo" mirrors the model section of the repository's params.yaml.
+PRESETS: dict[str, ModelConfig] = {
+    "base": ModelConfig(
+        encoder_layers=6, decoder_layers=6, d_model=512, d_ff=2048, n_heads=8, dropout=0.1
+    ),
+    "big": ModelConfig(
+        encoder_layers=6, decoder_layers=6, d_model=1024, d_ff=4096, n_heads=16, dropout=0.3
+    ),
+    "demo": ModelConfig(
+        encoder_layers=3,
+        decoder_layers=3,
+        d_model=256,
+        d_ff=1024,
+        n_heads=4,
+        dropout=0.1,
+        attention_dropout=0.0,
+        activation_dropout=0.0,
+        norm="post",
+        tie_embeddings=True,
+        max_positions=512,
+    ),
+}
+
+
+# ----------------------------------------------------------------------------- positions
+
+
+def sinusoid_table(n_positions: int, d_model: int) -> Tensor:
+    """Positional encodings of section 3.5, shape (n_positions, d_model).
+
+    PE(pos, 2i) = sin(pos / 10000^(2i/d_model)), PE(pos, 2i+1) = cos(pos / 10000^(2i/d_model)).
+    """
+    pos = torch.arange(n_positions, dtype=torch.float64)[:, None]  # (P, 1)
+    two_i = torch.arange(0, d_model, 2, dtype=torch.float64)  # (ceil(D/2),)
+    angle = pos / torch.pow(10000.0, two_i / d_model)  # (P, ceil(D/2))
+    table = torch.zeros(n_positions, d_model + d_model % 2, dtype=torch.float64)
+    table[:, 0::2] = torch.sin(angle)
+    table[:, 1::2] = torch.cos(angle)
+    return table[:, :d_model].float()
+
+
+# ----------------------------------------------------------------------------- dropout
+
+
+def dropout(x: Tensor, p: float, training: bool) -> Tensor:
+    """Inverted dropout: zero each element with probability p, scale the rest by 1/(1 - p).
+
+    On CUDA this is ``F.dropout`` (a fused kernel). On CPU, ``F.dropout`` draws one
+    Bernoulli sample per element, which costs a small model as much as a sixth of its
+    training step; here each 64 random bits of torch's default generator give four 16-bit
+    uniforms, so p is rounded to a multiple of 2^-16 (0.1 -> 0.100006) and the scale uses
+    the rounded p (the output stays unbiased). Same seed, same masks.
+    """
+    if not training or p == 0.0:
+        return x
+    drop = round(p * 65536)  # P(drop) = drop / 2^16
+    if x.device.type != "cpu" or drop >= 65536:
+        return F.dropout(x, p, True)
+    n = x.numel()
+    bits = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(2**63), None)  # full range
+    keep = bits.view(torch.int16)[:n].view(x.shape) >= drop - 32768  # uniform in [-2^15, 2^15)
+    return x * keep.to(x.dtype).mul_(65536 / (65536 - drop))
+
+
+class Dropout(nn.Module):
+    """:func:`dropout` as a module (applied in training mode only)."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        return dropout(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+# ----------------------------------------------------------------------------- attention
+
+
+def split_heads(x: Tensor, n_heads: int) -> Tensor:
+    """(B, T, D) -> (B, h, T, D/h), a view."""
+    B, T, D = x.shape
+    return x.view(B, T, n_heads, D // n_heads).transpose(1, 2)
+
+
+def merge_heads(x: Tensor) -> Tensor:
+    """(B, h, T, d_k) -> (B, T, h * d_k): the Concat(head_1, ..., head_h) of 3.2.2."""
+    B, h, T, dk = x.shape
+    return x.transpose(1, 2).reshape(B, T, h * dk)
+
+
+class KVCache:
+    """Self-attention keys and values of the positions decoded so far, for one decoder layer.
+
+    Held in buffers of shape (B, h, capacity, d_k) whose capacity doubles when full, so a
+    decoding step writes one position instead of copying the whole past.
+    """
+
+    def __init__(self, capacity: int = 32):
+        self.k: Tensor | None = None  # (B, h, capacity, d_k)
+        self.v: Tensor | None = None  # (B, h, capacity, d_k)
+        self.length = 0
+        self._initial = max(1, capacity)
+
+    def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Add one position, k and v (B, h, 1, d_k); return all keys and values (B, h, t+1, d_k)."""
+        if self.k is None:
+            B, h, _, dk = k.shape
+            self.k = k.new_empty(B, h, self._initial, dk)
+            self.v = v.new_empty(B, h, self._initial, dk)
+        elif self.length == self.k.size(2):
+            self.k = torch.cat([self.k, torch.empty_like(self.k)], dim=2)
+            self.v = torch.cat([self.v, torch.empty_like(self.v)], dim=2)
+        t = self.length
+        self.k[:, :, t : t + 1] = k
+        self.v[:, :, t : t + 1] = v
+        self.length = t + 1
+        return self.k[:, :, : t + 1], self.v[:, :, : t + 1]
+
+    def reorder(self, index: Tensor) -> None:
+        """Keep rows ``index`` (B',) of the batch, in that order."""
+        if self.k is not None:
+            self.k = self.k.index_select(0, index)
+            self.v = self.v.index_select(0, index)
+
+
+def attend(
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, is_causal: bool, dropout: float
+) -> Tensor:
+    """Scaled dot-product attention (3.2.1): softmax(Q K^T / sqrt(d_k)) V.
+
+    q (B, h, T, d_k), k and v (B, h, S, d_k), mask (B, 1, 1, S) bool (True: may attend) or
+    None; returns (B, h, T, d_k).
+    """
+    return F.scaled_dot_product_attention(
+        q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=is_causal
+    )
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention (3.2.2), Q, K and V from one fused projection.
+
+    ``qkv`` stacks W^Q, W^K and W^V of all heads, (3 D, D); ``out`` is W^O, (D, D).
+    """
+
+    def __init__(self, d_model: int, n_heads: int, attention_dropout: float):
+        super().__init__()
+        self.n_heads = n_heads
+        self.d_head = d_model // n_heads
+        self.attention_dropout = attention_dropout
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+
+    def forward(
+        self,
+        x: Tensor,
+        mask: Tensor | None = None,
+        is_causal: bool = False,
+        cache: KVCache | None = None,
+    ) -> Tensor:
+        """x (B, T, D) -> (B, T, D).
+
+        mask (B, 1, 1, T) bool or None; ``is_causal``: position t attends to positions <= t.
+        With ``cache`` (incremental decoding, T == 1): append this position's K and V to the
+        cache and attend over every cached position.
+        """
+        B, T, D = x.shape
+        qkv = self.qkv(x).view(B, T, 3, self.n_heads, self.d_head)  # (B, T, 3, h, d_k)
+        # Views, no copies; unbinding dim 2 lets backward stack the gradients straight
+        # into the (B, T, 3, h, d_k) layout of the projection's output.
+        q, k, v = (t.transpose(1, 2) for t in qkv.unbind(2))  # 3 x (B, h, T, d_k)
+        if cache is not None:
+            k, v = cache.append(k, v)  # (B, h, t, d_k): the past and this position
+            mask, is_causal = None, False
+        dropout = self.attention_dropout if self.training else 0.0
+        y = attend(q, k, v, mask, is_causal, dropout)  # (B, h, T, d_k)
+        return self.out(merge_heads(y))  # (B, T, D)
+
+
+class CrossAttention(nn.Module):
+    """Encoder-decoder attention (3.2.3): queries from the decoder, keys and values from the
+    encoder output, projected once per sentence by :meth:`project_kv`."""
+
+    def __init__(self, d_model: int, n_heads: int, attention_dropout: float):
+        super().__init__()
+        self.n_heads = n_heads
+        self.d_head = d_model // n_heads
+        self.attention_dropout = attention_dropout
+        self.q = nn.Linear(d_model, d_model)  # W^Q
+        self.kv = nn.Linear(d_model, 2 * d_model)  # W^K and W^V, stacked
+        self.out = nn.Linear(d_model, d_model)  # W^O
+
+    def project_kv(self, memory: Tensor) -> tuple[Tensor, Tensor]:
+        """memory (B, S, D) -> keys and values, each (B, h, S, d_k)."""
+        B, S, D = memory.shape
+        kv = self.kv(memory).view(B, S, 2, self.n_heads, self.d_head)  # (B, S, 2, h, d_k)
+        k, v = (t.transpose(1, 2) for t in kv.unbind(2))  # 2 x (B, h, S, d_k), views
+        return k, v
+
+    def forward(self, x: Tensor, kv: tuple[Tensor, Tensor], mask: Tensor | None) -> Tensor:
+        """x (B, T, D), kv from :meth:`project_kv`, mask (B, 1, 1, S) bool or None -> (B, T, D)."""
+        q = split_heads(self.q(x), self.n_heads)  # (B, h, T, d_k)
+        dropout = self.attention_dropout if self.training else 0.0
+        y = attend(q, kv[0], kv[1], mask, False, dropout)  # (B, h, T, d_k)
+        return self.out(merge_heads(y))  # (B, T, D)
+
+
+# ----------------------------------------------------------------------------- layers
+
+
+class FeedForward(nn.Module):
+    """Position-wise feed-forward network (3.3): FFN(x) = max(0, x W1 + b1) W2 + b2."""
+
+    def __init__(self, d_model: int, d_ff: int, activation_dropout: float):
+        super().__init__()
+        self.w1 = nn.Linear(d_model, d_ff)
+        self.w2 = nn.Linear(d_ff, d_model)
+        self.dropout = Dropout(activation_dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (B, T, D) -> (B, T, D)."""
+        return self.w2(self.dropout(F.relu(self.w1(x))))  # (B, T, d_ff) inside
+
+
+class EncoderLayer(nn.Module):
+    """Self-attention then feed-forward, each wrapped in dropout + residual + LayerNorm (3.1)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        D = cfg.d_model
+        self.self_attn = SelfAttention(D, cfg.n_heads, cfg.attention_dropout)
+        self.ffn = FeedForward(D, cfg.d_ff, cfg.activation_dropout)
+        self.norm1 = nn.LayerNorm(D)
+        self.norm2 = nn.LayerNorm(D)
+        self.drop = Dropout(cfg.dropout)
+        self.pre_norm = cfg.norm == "pre"
+
+    def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
+        """x (B, S, D), mask (B, 1, 1, S) bool or None -> (B, S, D)."""
+        if self.pre_norm:
+            x = x + self.drop(self.self_attn(self.norm1(x), mask))
+            x = x + self.drop(self.ffn(self.norm2(x)))
+        else:
+            x = self.norm1(x + self.drop(self.self_attn(x, mask)))
+            x = self.norm2(x + self.drop(self.ffn(x)))
+        return x
+
+
+class DecoderLayer(nn.Module):
+    """Masked self-attention, encoder-decoder attention, feed-forward (3.1), each wrapped in
+    dropout + residual + LayerNorm."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        D = cfg.d_model
+        self.self_attn = SelfAttention(D, cfg.n_heads, cfg.attention_dropout)
+        self.cross_attn = CrossAttention(D, cfg.n_heads, cfg.attention_dropout)
+        self.ffn = FeedForward(D, cfg.d_ff, cfg.activation_dropout)
+        self.norm1 = nn.LayerNorm(D)
+        self.norm2 = nn.LayerNorm(D)
+        self.norm3 = nn.LayerNorm(D)
+        self.drop = Dropout(cfg.dropout)
+        self.pre_norm = cfg.norm == "pre"
+
+    def forward(
+        self,
+        x: Tensor,
+        memory_kv: tuple[Tensor, Tensor],
+        memory_mask: Tensor | None,
+        cache: KVCache | None = None,
+    ) -> Tensor:
+        """x (B, T, D) -> (B, T, D); memory_kv from ``cross_attn.project_kv`` (B, h, S, d_k)
+        each; memory_mask (B, 1, 1, S) bool or None. With ``cache`` (T == 1), one decoding
+        step that attends over the cached positions."""
+
+        def self_attn(y: Tensor) -> Tensor:
+            return self.self_attn(y, is_causal=cache is None, cache=cache)
+
+        def cross_attn(y: Tensor) -> Tensor:
+            return self.cross_attn(y, memory_kv, memory_mask)
+
+        if self.pre_norm:
+            x = x + self.drop(self_attn(self.norm1(x)))
+            x = x + self.drop(cross_attn(self.norm2(x)))
+            x = x + self.drop(self.ffn(self.norm3(x)))
+        else:
+            x = self.norm1(x + self.drop(self_attn(x)))
+            x = self.norm2(x + self.drop(cross_attn(x)))
+            x = self.norm3(x + self.drop(self.ffn(x)))
+        return x
+
+
+# ----------------------------------------------------------------------------- model
+
+
+@dataclass
+class EncoderOut:
+    """What the decoder needs from the encoder."""
+
+    memory: Tensor  # (B, S, D) encoder output
+    src_pad: Tensor  # (B, S) bool, True at padding
+    mask: Tensor | None = None  # (B, 1, 1, S) bool key mask (True: may attend); None: no padding
+
+    def reorder(self, index: Tensor) -> EncoderOut:
+        """Rows ``index`` (B',) of the batch, in that order (a new EncoderOut)."""
+        mask = None if self.mask is None else self.mask.index_select(0, index)
+        return EncoderOut(
+            self.memory.index_select(0, index), self.src_pad.index_select(0, index), mask
+        )
+
+
+@dataclass
+class DecoderState:
+    """Incremental-decoding state: per decoder layer, the encoder-side keys/values (computed
+    once per sentence) and the self-attention cache of the positions decoded so far.
+
+    ``length`` is the number of target positions decoded (the position of the next token).
+    """
+
+    src_pad: Tensor  # (B, S) bool, True at padding
+    mask: Tensor | None  # (B, 1, 1, S) bool key mask or None
+    cross_kv: list[tuple[Tensor, Tensor]]  # per layer: keys, values (B, h, S, d_k)
+    self_kv: list[KVCache]  # per layer: self-attention keys/values (B, h, length, d_k)
+    length: int = 0
+
+    @property
+    def batch_size(self) -> int:
+        return self.src_pad.size(0)
+
+    def reorder(self, index: Tensor) -> DecoderState:
+        """Keep rows ``index`` (B',) of every cached tensor, in that order; B' may differ from B
+        (beam expansion B*beam, removal of finished sentences). In place; returns self."""
+        index = index.to(self.src_pad.device)
+        self.src_pad = self.src_pad.index_select(0, index)
+        if self.mask is not None:
+            self.mask = self.mask.index_select(0, index)
+        self.cross_kv = [
+            (k.index_select(0, index), v.index_select(0, index)) for k, v in self.cross_kv
+        ]
+        for cache in self.self_kv:
+            cache.reorder(index)
+        return self
+
+
+def key_mask(src_pad: Tensor) -> Tensor | None:
+    """Boolean attention mask (B, 1, 1, S), True where a key may be attended to, from the
+    padding (B, S); None when there is no padding (SDPA then takes its fastest path).
+
+    A row of only padding may attend everywhere instead of nowhere (no NaN from softmax)."""
+    if not bool(src_pad.any()):
+        return None
+    ok = ~src_pad | src_pad.all(dim=1, keepdim=True)  # (B, S)
+    return ok[:, None, None, :]
+
+
+class Transformer(nn.Module):
+    """The encoder-decoder Transformer (section 3), pad id 0.
+
+    forward(src (B, S), tgt_in (B, T)) -> logits (B, T, V). ``tgt_in`` is <s> followed by the
+    target without its final </s>, padded on the right.
+    """
+
+    def __init__(self, cfg: ModelConfig, vocab_size: int):
+        super().__init__()
+        if cfg.d_model % cfg.n_heads:
+            raise ConfigError(
+                f"model.n_heads must divide model.d_model={cfg.d_model}; got {cfg.n_heads}"
+            )
+        if vocab_size < 1:
+            raise ConfigError(f"vocabulary size must be >= 1; got {vocab_size}")
+        self.cfg = cfg
+        self.vocab_size = vocab_size
+        D = cfg.d_model
+        if cfg.tie_embeddings:
+            # One matrix for source embeddings, target embeddings and the pre-softmax
+            # projection (3.4).
+            self.embed = nn.Embedding(vocab_size, D, padding_idx=PAD)
+        else:
+            self.src_embed = nn.Embedding(vocab_size, D, padding_idx=PAD)
+            self.tgt_embed = nn.Embedding(vocab_size, D, padding_idx=PAD)
+            self.out_proj = nn.Linear(D, vocab_size, bias=False)
+        self.embed_scale = math.sqrt(D)
+        self.register_buffer("positions", sinusoid_table(cfg.max_positions, D), persistent=False)
+        self.embed_drop = Dropout(cfg.dropout)
+        self.encoder = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.encoder_layers))
+        self.decoder = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.decoder_layers))
+        pre = cfg.norm == "pre"
+        self.encoder_norm = nn.LayerNorm(D) if pre else None
+        self.decoder_norm = nn.LayerNorm(D) if pre else None
+        self.reset_parameters()
+
+    # -- weights
+
+    def reset_parameters(self) -> None:
+        """Xavier uniform for projections (each fused Q/K/V block separately, as if they
+        were separate d_model x d_model matrices), zero biases; embeddings and an untied
+        output projection N(0, d_model^-0.5) with the padding row zero; LayerNorm 1 and 0."""
+        std = self.cfg.d_model**-0.5
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Embedding):
+                nn.init.normal_(module.weight, std=std)
+                with torch.no_grad():
+                    module.weight[PAD].zero_()
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        for module in self.modules():
+            if isinstance(module, SelfAttention | CrossAttention):
+                fused = module.qkv if isinstance(module, SelfAttention) else module.kv
+                for block in fused.weight.split(self.cfg.d_model, dim=0):  # (D, D) each
+                    nn.init.xavier_uniform_(block)
+        if not self.cfg.tie_embeddings:
+            nn.init.normal_(self.out_proj.weight, std=std)
+
+    def _src_embedding(self) -> nn.Embedding:
+        return self.embed if self.cfg.tie_embeddings else self.src_embed
+
+    def _tgt_embedding(self) -> nn.Embedding:
+        return self.embed if self.cfg.tie_embeddings else self.tgt_embed
+
+    def output_weight(self) -> Tensor:
+        """The pre-softmax projection (V, D); the shared embedding matrix when tied."""
+        return self.embed.weight if self.cfg.tie_embeddings else self.out_proj.weight
+
+    # -- pieces
+
+    def _embed(self, tokens: Tensor, table: nn.Embedding, offset: int = 0) -> Tensor:
+        """tokens (B, T) -> Dropout(Embedding * sqrt(D) + PE[offset : offset + T]), (B, T, D)."""
+        T = tokens.size(1)
+        if offset + T > self.cfg.max_positions:
+            raise AiaynError(
+                f"sequence of {offset + T} tokens is longer than "
+                f"model.max_positions={self.cfg.max_positions}"
+            )
+        x = table(tokens) * self.embed_scale + self.positions[offset : offset + T]  # (B, T, D)
+        return self.embed_drop(x)
+
+    def _logits(self, h: Tensor) -> Tensor:
+        """Decoder output (..., D) -> logits (..., V)."""
+        if self.decoder_norm is not None:
+            h = self.decoder_norm(h)
+        return F.linear(h, self.output_weight())
+
+    # -- training: full sequences
+
+    def encode(self, src: Tensor) -> EncoderOut:
+        """src (B, S) token ids -> EncoderOut(memory (B, S, D), src_pad (B, S), mask)."""
+        src_pad = src.eq(PAD)  # (B, S)
+        mask = key_mask(src_pad)  # (B, 1, 1, S) or None, built once, used by every layer
+        x = self._embed(src, self._src_embedding())  # (B, S, D)
+        for layer in self.encoder:
+            x = layer(x, mask)
+        if self.encoder_norm is not None:
+            x = self.encoder_norm(x)
+        return EncoderOut(x, src_pad, mask)
+
+    def decode(self, tgt_in: Tensor, enc: EncoderOut) -> Tensor:
+        """tgt_in (B, T) -> logits (B, T, V), every position at once under a causal mask."""
+        x = self._embed(tgt_in, self._tgt_embedding())  # (B, T, D)
+        for layer in self.decoder:
+            x = layer(x, layer.cross_attn.project_kv(enc.memory), enc.mask)
+        return self._logits(x)  # (B, T, V)
+
+    def forward(self, src: Tensor, tgt_in: Tensor) -> Tensor:
+        """src (B, S), tgt_in (B, T) -> logits (B, T, V)."""
+        return self.decode(tgt_in, self.encode(src))
+
+    # -- inference: one position at a time
+
+    def init_state(self, enc: EncoderOut, capacity: int = 32) -> DecoderState:
+        """Decoding state for ``enc``: each layer's encoder keys/values computed once here.
+
+        ``capacity``: positions the self-attention caches hold before they grow (a hint)."""
+        mask = enc.mask if enc.mask is not None else key_mask(enc.src_pad)
+        cross_kv = [layer.cross_attn.project_kv(enc.memory) for layer in self.decoder]
+        caches = [KVCache(capacity) for _ in self.decoder]
+        return DecoderState(enc.src_pad, mask, cross_kv, caches, length=0)
+
+    def decode_step(self, tokens: Tensor, state: DecoderState) -> Tensor:
+        """tokens (B,) at position ``state.length`` -> logits (B, V) for the next position.
+
+        Appends this position's self-attention keys/values to ``state`` (length + 1)."""
+        x = self._embed(tokens[:, None], self._tgt_embedding(), offset=state.length)  # (B, 1, D)
+        for layer, kv, cache in zip(self.decoder, state.cross_kv, state.self_kv, strict=True):
+            x = layer(x, kv, state.mask, cache=cache)
+        state.length += 1
+        return self._logits(x[:, 0])  # (B, V)
+
+
+# ----------------------------------------------------------------------------- counting
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(total, trainable) number of parameters, each shared tensor counted once."""
+    params = list(model.parameters())  # deduplicated by nn.Module
+    total = sum(p.numel() for p in params)
+    trainable = sum(p.numel() for p in params if p.requires_grad)
+    return total, trainable
+
+
+def parameter_formula(cfg: ModelConfig, vocab_size: int) -> int:
+    """The exact parameter count of ``Transformer(cfg, vocab_size)`` in closed form.
+
+    With D = d_model, F = d_ff, V = vocab_size:
+    attention 4 (D^2 + D) (W^Q, W^K, W^V, W^O with biases); FFN 2 D F + F + D;
+    LayerNorm 2 D; encoder layer = attention + FFN + 2 LayerNorms; decoder layer =
+    2 attentions + FFN + 3 LayerNorms; pre-norm adds one final LayerNorm to each stack;
+    embeddings V D tied (source = target = output projection), else 3 V D.
+    """
+    D, Fd, V = cfg.d_model, cfg.d_ff, vocab_size
+    attention = 4 * (D * D + D)
+    ffn = 2 * D * Fd + Fd + D
+    norm = 2 * D
+    encoder = cfg.encoder_layers * (attention + ffn + 2 * norm)
+    decoder = cfg.decoder_layers * (2 * attention + ffn + 3 * norm)
+    final_norms = 2 * norm if cfg.norm == "pre" else 0
+    embeddings = V * D if cfg.tie_embeddings else 3 * V * D
+    return embeddings + encoder + decoder + final_norms
