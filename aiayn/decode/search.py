@@ -70,20 +70,45 @@ class SearchStats:
 # ----------------------------------------------------------------------------- steppers
 
 
+# The fields of aiayn.model.DecoderState. When a state has exactly these, a reorder that only
+# permutes beams *within* each sentence can leave the per-sentence tensors (the encoder-side
+# keys/values, identical for all beams of a sentence) alone and reorder only the
+# self-attention caches: about a quarter of beam search's time on the demo model otherwise.
+_AIAYN_STATE_FIELDS = {"src_pad", "mask", "cross_kv", "self_kv", "length"}
+INITIAL_CACHE_CAPACITY = 8  # positions; aiayn.model's KVCache doubles it when full
+
+
 class CachedStepper:
     """One decoding step on the key/value cache: ``decode_step`` + ``DecoderState.reorder``."""
 
     def __init__(self, model: Any, enc: Any):
+        import dataclasses
+        import inspect
+
         self.model = model
-        self.state = model.init_state(enc)
+        if "capacity" in inspect.signature(model.init_state).parameters:
+            # A small first cache: a reorder copies the whole cache buffer, so one sized far
+            # beyond the decoded length costs copies of unused positions at every step.
+            self.state = model.init_state(enc, capacity=INITIAL_CACHE_CAPACITY)
+        else:
+            self.state = model.init_state(enc)
+        self._partial = (
+            dataclasses.is_dataclass(self.state)
+            and {f.name for f in dataclasses.fields(self.state)} == _AIAYN_STATE_FIELDS
+        )
 
     def __call__(self, tokens: Tensor) -> Tensor:
         """tokens (R,) -> logits (R, V) of the next position."""
         return self.model.decode_step(tokens, self.state)
 
-    def reorder(self, index: Tensor) -> None:
-        """Keep rows ``index`` (R',), in that order."""
-        self.state.reorder(index)
+    def reorder(self, index: Tensor, within_sentences: bool = False) -> None:
+        """Keep rows ``index`` (R',), in that order. ``within_sentences``: the caller
+        promises ``index`` only permutes rows among the beams of each sentence (same R)."""
+        if within_sentences and self._partial:
+            for cache in self.state.self_kv:
+                cache.reorder(index)
+        else:
+            self.state.reorder(index)
 
 
 class RecomputeStepper:
@@ -102,7 +127,7 @@ class RecomputeStepper:
         self.prefix = col if self.prefix is None else torch.cat([self.prefix, col], dim=1)
         return self.model.decode(self.prefix, self.enc)[:, -1]  # (R, V)
 
-    def reorder(self, index: Tensor) -> None:
+    def reorder(self, index: Tensor, within_sentences: bool = False) -> None:
         """Keep rows ``index`` (R',), in that order."""
         if self.prefix is not None:
             self.prefix = self.prefix.index_select(0, index)
@@ -365,7 +390,7 @@ def beam_search(
                     break
                 keep = (~done).nonzero().squeeze(1)  # (n'',)
                 rows = (keep[:, None] * k + new_beam[keep]).view(-1)  # (n'' k,)
-                step.reorder(rows)
+                step.reorder(rows, within_sentences=keep.size(0) == na)
                 hist = torch.cat([hist.index_select(0, rows), new_tok[keep].view(-1, 1)], 1)
                 tokens = new_tok[keep].view(-1)
                 if probe:

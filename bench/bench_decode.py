@@ -1,0 +1,246 @@
+"""Decoding speed: aiayn's batched beam search (beam 4) against its uncached self and against
+Hugging Face ``transformers`` ``MarianMTModel.generate(num_beams=4)``, side by side.
+
+Workload: source sentences with the token lengths of newstest2014 (a stand-in: lengths
+drawn from a log-normal with median 26 and mean about 29 BPE tokens, clipped to 3..120,
+the shape of newstest2014's English side at 37k BPE), 3003 of them in the full run. Models:
+the demo dimensions (params.yaml's model section: 3+3 layers, d_model 256, d_ff 1024, 4
+heads) and a 3000-token vocabulary, random weights, fp32, eval mode.
+
+Random weights would stop at random lengths, so every system is made to produce exactly the
+same number of tokens: the sentences are sorted by length and cut into batches of at most
+``max_tokens`` source tokens (as ``aiayn translate`` does), and in a batch every hypothesis
+is exactly ``L = longest source + 4`` tokens long. aiayn: ``</s>`` is suppressed (logit
+- 1e4) and ``max_len = L`` forces it after L tokens. Marian: ``min_new_tokens =
+max_new_tokens = L``. Work per sentence is then identical across systems; figures are
+sentences/s and output tokens/s (beam 4, hypotheses of the batch x L).
+
+Systems alternate batch by batch (the order rotates), so load from other processes hits
+all alike. Each round is a fixed slice of the workload; per-round rates give median/min/max.
+
+Run alone: ``python -m bench.bench_decode [--quick]`` prints the figures as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import sys
+import time
+
+EOS_SUPPRESS = 1e4
+
+
+def _stats(xs: list[float]) -> dict:
+    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs)}
+
+
+def source_lengths(n: int, seed: int = 0) -> list[int]:
+    """``n`` newstest2014-like source lengths in BPE tokens (before </s>)."""
+    import random
+
+    rng = random.Random(seed)
+    return [min(120, max(3, round(rng.lognormvariate(math.log(26), 0.45)))) for _ in range(n)]
+
+
+def make_batches(lengths: list[int], vocab: int, max_tokens: int, seed: int = 0):
+    """Sorted, token-bounded batches: list of (src (B, S) with </s>, L output tokens)."""
+    import torch
+
+    from aiayn.decode.translator import _token_batches
+
+    g = torch.Generator().manual_seed(seed)
+    order = sorted(range(len(lengths)), key=lambda j: lengths[j], reverse=True)
+    batches = []
+    for b in _token_batches(order, [n + 1 for n in lengths], max_tokens):
+        S = lengths[b[0]] + 1
+        src = torch.zeros(len(b), S, dtype=torch.long)
+        for r, j in enumerate(b):
+            src[r, : lengths[j]] = torch.randint(4, vocab, (lengths[j],), generator=g)
+            src[r, lengths[j]] = 2  # </s>
+        batches.append((src, lengths[b[0]] + 4))
+    return batches
+
+
+class NoEos:
+    """aiayn's model with </s> suppressed (so every hypothesis runs to max_len)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def encode(self, src):
+        return self.model.encode(src)
+
+    def init_state(self, enc):
+        return self.model.init_state(enc)
+
+    def decode_step(self, tokens, state):
+        logits = self.model.decode_step(tokens, state)
+        logits[:, 2] -= EOS_SUPPRESS
+        return logits
+
+    def decode(self, tgt_in, enc):
+        logits = self.model.decode(tgt_in, enc)
+        logits[..., 2] -= EOS_SUPPRESS
+        return logits
+
+
+def build_models(vocab: int):
+    import torch
+    from transformers import MarianConfig, MarianMTModel
+
+    from aiayn.model import PRESETS, Transformer
+
+    cfg = PRESETS["demo"]
+    torch.manual_seed(0)
+    aiayn = Transformer(cfg, vocab).eval()
+    mc = MarianConfig(
+        vocab_size=vocab,
+        decoder_vocab_size=vocab,
+        d_model=cfg.d_model,
+        encoder_layers=cfg.encoder_layers,
+        decoder_layers=cfg.decoder_layers,
+        encoder_attention_heads=cfg.n_heads,
+        decoder_attention_heads=cfg.n_heads,
+        encoder_ffn_dim=cfg.d_ff,
+        decoder_ffn_dim=cfg.d_ff,
+        activation_function="relu",
+        max_position_embeddings=cfg.max_positions,
+        scale_embedding=True,
+        share_encoder_decoder_embeddings=True,
+        tie_word_embeddings=True,
+        pad_token_id=0,
+        decoder_start_token_id=1,
+        eos_token_id=2,
+        forced_eos_token_id=None,
+    )
+    marian = MarianMTModel._from_config(mc, attn_implementation="sdpa").eval()
+    return aiayn, marian
+
+
+def systems(aiayn, marian, beam: int):
+    """name -> callable(src, L) returning the number of output tokens produced."""
+    import torch
+
+    from aiayn.decode.search import beam_search
+
+    wrapped = NoEos(aiayn)
+
+    def run_aiayn(src, L, cache=True):
+        max_len = torch.full((src.size(0),), L)
+        out = beam_search(wrapped, src, max_len, beam_size=beam, alpha=0.6, cache=cache)
+        assert all(len(h[0].tokens) == L for h in out)
+        return src.size(0) * L
+
+    def run_marian(src, L):
+        with torch.inference_mode():
+            out = marian.generate(
+                input_ids=src,
+                attention_mask=src.ne(0),
+                num_beams=beam,
+                min_new_tokens=L,
+                max_new_tokens=L,
+                length_penalty=0.6,
+                do_sample=False,
+                use_cache=True,
+            )
+        assert out.size(1) >= L  # the start token + L tokens
+        return src.size(0) * L
+
+    return {
+        "aiayn": run_aiayn,
+        "aiayn-uncached": lambda src, L: run_aiayn(src, L, cache=False),
+        "marian": run_marian,
+    }
+
+
+def measure(n_sentences: int, max_tokens: int, rounds: int, uncached_every: int, beam: int = 4):
+    """Per-round sentences/s and tokens/s of each system.
+
+    The workload is cut into ``rounds`` slices of whole batches; in each slice every system
+    decodes the same batches, alternating batch by batch. The uncached system (slow) only
+    runs in every ``uncached_every``-th round.
+    """
+    import torch
+
+    vocab = 3000
+    aiayn, marian = build_models(vocab)
+    fns = systems(aiayn, marian, beam)
+    batches = make_batches(source_lengths(n_sentences), vocab, max_tokens)
+    # warm-up: one small batch each
+    small = batches[-1]
+    for fn in fns.values():
+        fn(small[0][:2], 3)
+    rounds = min(rounds, len(batches))
+    per_round = [batches[r::rounds] for r in range(rounds)]
+    sent = {name: [] for name in fns}
+    toks = {name: [] for name in fns}
+    names = list(fns)
+    for r, chunk in enumerate(per_round):
+        active = [n for n in names if n != "aiayn-uncached" or r % uncached_every == 0]
+        elapsed = dict.fromkeys(active, 0.0)
+        n_tok = dict.fromkeys(active, 0)
+        for i, (src, L) in enumerate(chunk):
+            for name in active[i % len(active) :] + active[: i % len(active)]:
+                t = time.perf_counter()
+                n_tok[name] += fns[name](src, L)
+                elapsed[name] += time.perf_counter() - t
+        n_sent = sum(src.size(0) for src, _ in chunk)
+        for name in active:
+            sent[name].append(n_sent / elapsed[name])
+            toks[name].append(n_tok[name] / elapsed[name])
+    return sent, toks, torch.get_num_threads()
+
+
+def run(quick: bool) -> list[dict]:
+    """The figures (see the module docstring)."""
+    if quick:
+        n, max_tokens, rounds, every = 32, 384, 2, 1
+    else:
+        n, max_tokens, rounds, every = 3003, 4096, 8, 4
+    sent, toks, threads = measure(n, max_tokens, rounds, every)
+    where = f"{n} sentences, beam 4, demo dims, fp32, {threads} threads, max_tokens {max_tokens}"
+    a, u, m = sent["aiayn"], sent["aiayn-uncached"], sent["marian"]
+    figures = [
+        {
+            "name": "beam search, KV cache vs full recompute",
+            "unit": "sentences/s",
+            "aiayn": _stats(a),
+            "peer": _stats(u),
+            "peer_name": "aiayn without cache (decode over the whole prefix each step)",
+            "ratio": statistics.median(a) / statistics.median(u),
+            "ratio_meaning": "cached / uncached sentences per second (goal >= 3)",
+            "notes": where + f"; uncached measured in {len(u)} of the rounds",
+        },
+        {
+            "name": "beam search vs transformers MarianMTModel.generate(num_beams=4)",
+            "unit": "sentences/s",
+            "aiayn": _stats(a),
+            "peer": _stats(m),
+            "peer_name": "transformers MarianMTModel.generate",
+            "ratio": statistics.median(a) / statistics.median(m),
+            "ratio_meaning": "aiayn / Marian sentences per second (goal >= 1.5)",
+            "notes": where + "; equal output lengths forced on both",
+        },
+        {
+            "name": "beam search output tokens/s vs Marian",
+            "unit": "tokens/s",
+            "aiayn": _stats(toks["aiayn"]),
+            "peer": _stats(toks["marian"]),
+            "peer_name": "transformers MarianMTModel.generate",
+            "ratio": statistics.median(toks["aiayn"]) / statistics.median(toks["marian"]),
+            "ratio_meaning": "aiayn / Marian best-hypothesis tokens per second",
+            "notes": where,
+        },
+    ]
+    return figures
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    print(json.dumps(run(quick="--quick" in argv), indent=2))
+
+
+if __name__ == "__main__":
+    main()
