@@ -162,3 +162,29 @@ def test_accumulation_steps():
     assert accumulation_steps(25000, 4096, 4) == 2
     assert accumulation_steps(2048, 2048, 1) == 1
     assert accumulation_steps(100, 4096, 2) == 1
+
+
+def test_trainer_imports_without_dvc_dvclive_sacremoses():
+    # bench/gpu.sh runs where only torch, tokenizers, sacrebleu, typer and pandas exist.
+    import subprocess
+    import sys
+
+    code = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("dvc", "dvclive", "sacremoses"):
+            raise ImportError("blocked " + name)
+sys.meta_path.insert(0, Block())
+import aiayn.train.trainer, aiayn.train.checkpoint, aiayn.train.distributed, aiayn.train.live
+from aiayn.train.live import TrainLog
+log = TrainLog(sys.argv[1], None)  # warns, logs nothing
+log.log(1, {"train/loss": 1.0})
+print("ok", log.live)
+"""
+    r = subprocess.run(
+        [sys.executable, "-c", code, "/nonexistent/live"], capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "ok None"
+    assert "dvclive is not installed" in r.stderr

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import sys
 from pathlib import Path
 
 from aiayn.fsio import atomic_file
@@ -76,11 +77,16 @@ class TrainLog:
         self.live = None
         if not enabled:
             return
+        try:
+            live_cls = _files_only_live()
+        except ImportError:
+            print("warning: dvclive is not installed: no training curves", file=sys.stderr)
+            return
         live_dir = Path(live_dir)
         resume = resume_step is not None
         if resume:
             truncate_after(live_dir, resume_step)
-        self.live = _files_only_live()(
+        self.live = live_cls(
             str(live_dir), resume=resume, dvcyaml=False, save_dvc_exp=False, report=None
         )
 
