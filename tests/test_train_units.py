@@ -188,3 +188,23 @@ print("ok", log.live)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "ok None"
     assert "dvclive is not installed" in r.stderr
+
+
+def test_stop_request_turns_signals_into_a_flag():
+    import os
+    import signal
+
+    from aiayn.train.signals import StopRequest
+
+    before = signal.getsignal(signal.SIGTERM)
+    with StopRequest(verbose=False) as stop:
+        assert not stop.requested
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.requested and stop.exit_code == 143
+        with pytest.raises(KeyboardInterrupt):  # a Ctrl-C after that aborts at once
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGTERM) is before
+    with StopRequest(verbose=False, abort_on_repeat=False) as stop:  # torchrun workers
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.exit_code == 130

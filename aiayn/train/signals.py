@@ -3,7 +3,9 @@
 Colab, Slurm and ``kill`` send SIGTERM before killing a job; Ctrl-C sends SIGINT. Inside
 :class:`StopRequest` both only set a flag: the training loop checks it after every optimizer
 step, writes a checkpoint and exits with ``128 + signal number`` (143 for SIGTERM, 130 for
-SIGINT). A second Ctrl-C aborts at once, without saving.
+SIGINT). A second Ctrl-C aborts at once, without saving, except in torchrun workers: there
+Ctrl-C reaches each worker twice (from the terminal and forwarded by torchrun), so repeats
+are ignored.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ class StopRequest:
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self, verbose: bool = True):
+    def __init__(self, verbose: bool = True, abort_on_repeat: bool = True):
         self.signum: int | None = None
         self.verbose = verbose
+        self.abort_on_repeat = abort_on_repeat
         self._old: dict = {}
 
     @property
@@ -32,14 +35,16 @@ class StopRequest:
         return 128 + (self.signum or 0)
 
     def _handle(self, signum, _frame) -> None:
-        if self.signum is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # second Ctrl-C: abort without saving
+        if self.signum is not None:
+            if self.abort_on_repeat and signum == signal.SIGINT:
+                raise KeyboardInterrupt  # second Ctrl-C: abort without saving
+            return
         self.signum = signum
         if self.verbose:
             name = signal.Signals(signum).name
             print(
                 f"\n{name} received: saving a checkpoint after this step "
-                "(Ctrl-C again to abort without saving)",
+                + ("(Ctrl-C again to abort without saving)" if self.abort_on_repeat else ""),
                 file=sys.stderr,
                 flush=True,
             )

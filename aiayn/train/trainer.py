@@ -375,6 +375,7 @@ class _Run:
         from aiayn.dataset import ShardDataset
         from aiayn.model import Transformer
         from aiayn.train.checkpoint import restore_rng
+        from aiayn.train.distributed import under_launcher
         from aiayn.train.flops import peak_flops
         from aiayn.train.live import TrainLog
         from aiayn.train.signals import StopRequest
@@ -432,7 +433,8 @@ class _Run:
         if rng_state is not None:  # last, so that nothing above can shift the random streams
             restore_rng(rng_state, device)
         try:
-            with StopRequest(verbose=env.is_main) as stop:
+            repeat_aborts = not under_launcher()  # torchrun workers get Ctrl-C twice
+            with StopRequest(verbose=env.is_main, abort_on_repeat=repeat_aborts) as stop:
                 self._loop(trainer, loader, accum, dev, stop, log, flops_tok, peak)
         finally:
             log.close()
