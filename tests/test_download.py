@@ -13,6 +13,7 @@ import random
 import tarfile
 import tempfile
 import threading
+import time
 from collections import defaultdict, deque
 from pathlib import Path
 
@@ -140,6 +141,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         with st.lock:
             st.requests.append((path, dict(self.headers.items())))
             fault = st.faults[path].popleft() if st.faults[path] else None
+        if fault and fault[0] == "delay":
+            time.sleep(fault[1])
         if fault and fault[0] == "status":
             self.send_response(fault[1])
             self.send_header("Content-Length", "0")
@@ -183,7 +186,7 @@ class Server:
 
     def fail(self, path: str, *faults: tuple) -> None:
         """Queue faults for the next requests of ``path``: ("status", code), ("drop", n
-        bytes), ("ignore_range",)."""
+        bytes), ("ignore_range",), ("delay", seconds)."""
         self.faults[path].extend(faults)
 
     def hits(self, path: str) -> list[dict]:
@@ -444,6 +447,29 @@ def test_corrupt_cached_archive_is_downloaded_again(tmp_path, server, mirror):
     download(_cfg(tmp_path, server.url), tmp_path / "raw", registry=mirror.registry)
     assert cached.read_bytes() == mirror.files[path]
     assert len(server.hits(path)) == 1
+
+
+def test_concurrent_runs_share_the_cache(tmp_path, server, mirror):
+    """Two downloads of one archive into one cache take turns: one HTTP request."""
+    server.files.update(mirror.files)
+    archive = mirror.registry.corpora["commoncrawl"].archive
+    server.fail(archive.path, ("delay", 0.3))
+    results, errors = [], []
+
+    def fetch() -> None:
+        try:
+            results.append(dl.fetch_archive(archive, tmp_path / "cache", mirror=server.url))
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=fetch) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(server.hits(archive.path)) == 1
+    assert results[0] == results[1] and results[0].read_bytes() == mirror.files[archive.path]
 
 
 def test_file_mirror(tmp_path, mirror):

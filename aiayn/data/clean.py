@@ -59,7 +59,7 @@ from typing import NamedTuple
 
 from aiayn import paths
 from aiayn.config import CleanConfig
-from aiayn.errors import ConfigError, DataError
+from aiayn.errors import AiaynError, ConfigError, DataError
 from aiayn.fsio import atomic_dir, atomic_file, require_inputs
 
 FILTERS = ("empty", "length", "ratio", "copy", "lang", "contaminated", "duplicate")
@@ -375,9 +375,12 @@ def clean_chunk(
 _WORKER: tuple[CleanConfig, frozenset[bytes]] | None = None
 
 
-def _init_worker(cfg: CleanConfig, contaminants: frozenset[bytes]) -> None:
+def _init_worker(cfg: CleanConfig, contaminants_file: str) -> None:
+    """Worker start: the dev/test segments come from a file (one per line), not through
+    the start-up pipe, which a worker that fails to start would leave blocked."""
     global _WORKER
-    _WORKER = (cfg, contaminants)
+    with open(contaminants_file, "rb") as f:
+        _WORKER = (cfg, frozenset(f.read().split(b"\n")) - {b""})
 
 
 def _work(en_data: bytes, de_data: bytes) -> ChunkResult:
@@ -419,7 +422,12 @@ def _workers(cfg: CleanConfig) -> int:
 
 
 class _Runner:
-    """Runs :func:`clean_chunk` in-process or on a pool, yielding results in input order."""
+    """Runs :func:`clean_chunk` in-process or on worker processes, results in input order.
+
+    Workers are started with ``spawn`` (no fork of a threaded parent; the same on every
+    OS; and they are children of this process, so ``getrusage(RUSAGE_CHILDREN)`` sees
+    them). A worker that dies (killed, out of memory, failed start) is an error, not a hang.
+    """
 
     def __init__(self, cfg: CleanConfig, contaminants: frozenset[bytes], workers: int):
         self.cfg, self.contaminants, self.workers = cfg, contaminants, workers
@@ -428,35 +436,46 @@ class _Runner:
     def __enter__(self) -> _Runner:
         if self.workers > 1:
             import multiprocessing as mp
+            import tempfile
+            from concurrent.futures import ProcessPoolExecutor
 
-            # spawn: no fork of a threaded parent (tqdm), the same on every OS, and the
-            # workers are children of this process, so getrusage(RUSAGE_CHILDREN) sees them.
-            self.pool = mp.get_context("spawn").Pool(
-                self.workers, _init_worker, (self.cfg, self.contaminants)
+            fd, self.shared = tempfile.mkstemp(prefix="aiayn-clean-", suffix=".txt")
+            with os.fdopen(fd, "wb") as f:
+                f.write(b"\n".join(sorted(self.contaminants)))
+            self.pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=mp.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(self.cfg, self.shared),
             )
         return self
 
     def __exit__(self, *exc) -> None:
         if self.pool is not None:
-            if exc[0] is None:
-                self.pool.close()
-            else:
-                self.pool.terminate()
-            self.pool.join()
+            self.pool.shutdown(wait=True, cancel_futures=exc[0] is not None)
+            os.unlink(self.shared)
 
     def map(self, chunks: Iterator[tuple[bytes, bytes]]) -> Iterator[ChunkResult]:
         if self.pool is None:
             for en, de in chunks:
                 yield clean_chunk(en, de, self.cfg, self.contaminants)
             return
+        from concurrent.futures.process import BrokenProcessPool
+
         window = 2 * self.workers  # chunks in flight: bounds memory
         pending: deque = deque()
-        for en, de in chunks:
-            pending.append(self.pool.apply_async(_work, (en, de)))
-            if len(pending) >= window:
-                yield pending.popleft().get()
-        while pending:
-            yield pending.popleft().get()
+        try:
+            for en, de in chunks:
+                pending.append(self.pool.submit(_work, en, de))
+                if len(pending) >= window:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        except BrokenProcessPool as e:
+            raise AiaynError(
+                f"clean: a worker process died or failed to start ({e}); lower clean.workers "
+                "if memory is short (1: clean in this process)"
+            ) from e
 
 
 # ----------------------------------------------------------------------------- statistics

@@ -28,6 +28,7 @@ the members the selected corpora need.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import http.client
@@ -43,7 +44,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
 from aiayn import paths
@@ -140,9 +141,39 @@ def fetch_archive(
     retries: int = 5,
     timeout: float = 60.0,
 ) -> Path:
-    """The verified archive at ``cache/<archive.path>``, downloaded only if not cached."""
+    """The verified archive at ``cache/<archive.path>``, downloaded only if not cached.
+
+    Holds a lock on ``<path>.lock`` meanwhile, so two runs sharing a cache take turns.
+    """
     final = Path(cache) / archive.path
-    url = mirror_url(archive, mirror)
+    ensure_writable_dir(final.parent)
+    with _locked(final.with_name(final.name + ".lock")):
+        return _fetch_locked(archive, final, mirror_url(archive, mirror), verify, retries, timeout)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``path`` (POSIX; elsewhere no lock)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    with open(path, "a+b") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _log(f"waiting for another process that holds {path}")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _fetch_locked(
+    archive: Archive, final: Path, url: str, verify: bool, retries: int, timeout: float
+) -> Path:
     if final.exists():
         if not verify:
             return final
@@ -152,7 +183,6 @@ def fetch_archive(
         except DataError as e:
             _log(f"cached {final} is not the expected file ({e}); downloading it again")
             final.unlink()
-    ensure_writable_dir(final.parent)
     part = final.with_name(final.name + ".part")
     _log(f"fetching {url}")
     _fetch_with_retries(url, part, retries=retries, timeout=timeout, size_hint=archive.size)
