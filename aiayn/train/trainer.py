@@ -370,7 +370,6 @@ class _Run:
             destroy_process_group()
 
     def _train(self, train_ds, vocab_size, device, precision, fp, fp_inputs, state, path):
-
         from aiayn.batching import BatchLoader, TokenBatchSampler
         from aiayn.dataset import ShardDataset
         from aiayn.model import Transformer
@@ -410,9 +409,10 @@ class _Run:
             _print(env, f"starting fresh (fingerprint {fp[:12]})")
         del state
 
-        dev_ds = ShardDataset(self.shards, "dev")
-        dev, skipped = dev_batches(dev_ds, cfg.max_tokens, mcfg.max_positions - 1)
+        dev, skipped = [], 0  # rank 0 evaluates
         if env.is_main:
+            dev_ds = ShardDataset(self.shards, "dev")
+            dev, skipped = dev_batches(dev_ds, cfg.max_tokens, mcfg.max_positions - 1)
             self._describe(mcfg, vocab_size, precision, device, accum, len(sampler), skipped)
         flops_tok = model_flops_per_token(mcfg, vocab_size, train_ds)
         peak, peak_src = peak_flops(device, precision.name) if env.is_main else (None, "")
@@ -514,7 +514,8 @@ class _Run:
                     win_tokens = 0
                     win_start = time.perf_counter()
                 final = step == cfg.max_steps
-                if env.is_main and (final or (cfg.eval_every and step % cfg.eval_every == 0)):
+                due = final or (cfg.eval_every and step % cfg.eval_every == 0)
+                if env.is_main and dev and due:
                     d = evaluate(trainer.model, dev, trainer.precision, cfg.label_smoothing, device)
                     log.log(step, {f"dev/{k}": v for k, v in d.items()})
                     pbar.write(
