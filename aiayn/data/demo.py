@@ -1298,8 +1298,8 @@ def _en_chain(cl: Clause) -> list[str]:
                 do = "does" if person == "3sg" else "do"
                 return ([do + "n't"] if c else [do, "not"]) + f + [base]
             return f + [third if person == "3sg" else base]
-    if t == "past":
-        return f + [v.en[2] if isinstance(v, Verb) and v.en[0] == "say" else "said"]
+    if t == "past":  # only "say" is generated in the past tense
+        return f + ["said"]
     if t == "perf":
         have = "has" if person == "3sg" else "have"
         aux = ([have + "n't"] if c else [have, "not"]) if neg else [have]
