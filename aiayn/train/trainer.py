@@ -443,7 +443,8 @@ class _Run:
         from aiayn.model_info import describe_model
 
         cfg, env = self.cfg, self.env
-        print(describe_model(mcfg, vocab_size, cfg.max_tokens, precision.name), flush=True)
+        text = describe_model(mcfg, vocab_size, cfg.max_tokens, precision.name, device=device.type)
+        print(text, flush=True)
         print(
             f"device {device} x {env.world_size}, precision {precision.name}, "
             f"accumulation {accum} x {cfg.max_tokens} tokens per process "
