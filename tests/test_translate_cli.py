@@ -264,3 +264,28 @@ def test_translate_command(project, monkeypatch, tmp_path):
     )
     result = runner.invoke(app, ["translate", "--model-dir", str(tmp_path / "none")], input="x\n")
     assert "run `dvc repro average` first" in str(result.exception)
+
+
+def test_decoder_works_without_sacremoses_dvc_and_dvclive(project):
+    """bench/gpu.sh machines have only torch, tokenizers, sacrebleu, typer and pandas."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("sacremoses", "dvc", "dvclive"):
+            raise ImportError("blocked " + name)
+sys.meta_path.insert(0, Block())
+from aiayn.config import TranslateConfig
+from aiayn.decode.translator import Translator
+out = Translator.load("data/model", device="cpu").translate(["the cat", ""], TranslateConfig())
+assert len(out) == 2 and out[1] == "", out
+print("ok")
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=project, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
