@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 SIDES = ("src", "tgt")  # src = paths.SRC_LANG (en), tgt = paths.TGT_LANG (de)
 HIST_BIN = 8  # tokens per length-histogram bin
-CHUNK_LINES = 50_000  # lines per encode_batch call
+CHUNK_LINES = 50_000  # lines per encode_flat call
 LENGTH_SORTED = ("train",)
 
 
@@ -69,17 +69,12 @@ class EncodedSide:
 
 
 def encode_with_eos(bpe: BpeTokenizer, lines: list[str], dtype: np.dtype) -> EncodedSide:
-    """Encode ``lines`` in parallel (Rust threads) and append EOS to each: flat ids + lengths."""
-    encs = bpe.backend.encode_batch_fast(lines, add_special_tokens=False)
-    ids = [e.ids for e in encs]
-    n_ids = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-    total = int(n_ids.sum())
-    flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=dtype, count=total)
-    lens = n_ids + 1
-    tokens = np.full(total + len(ids), EOS, dtype=dtype)
+    """Encode ``lines`` (:meth:`BpeTokenizer.encode_flat`) and append EOS to each."""
+    flat, n_ids = bpe.encode_flat(lines)  # (total,), (n,)
+    tokens = np.full(len(flat) + len(lines), EOS, dtype=dtype)
     # token k of line r moves right by r (one EOS per earlier line)
-    tokens[np.arange(total) + np.repeat(np.arange(len(ids)), n_ids)] = flat
-    return EncodedSide(tokens, lens.astype(np.int32))
+    tokens[np.arange(len(flat)) + np.repeat(np.arange(len(lines)), n_ids)] = flat
+    return EncodedSide(tokens, (n_ids + 1).astype(np.int32))
 
 
 def _concat(parts: list[EncodedSide], dtype: np.dtype) -> EncodedSide:

@@ -95,6 +95,37 @@ def test_roundtrip_batch_of_wmt_like_lines(bpe, words):
     assert bpe.decode_batch(bpe.encode_batch(lines)) == lines
 
 
+SPACES = [" ", "  ", "\t", "\u00a0", "\u2009", "\u3000", "\u2028", "\x85", "\x1c", "\n"]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    lines=st.lists(
+        st.lists(
+            st.one_of(st.sampled_from(WORDS), st.text(min_size=1, max_size=6)),
+            max_size=12,
+        ).flatmap(
+            lambda ws: st.lists(st.sampled_from(SPACES), min_size=len(ws), max_size=len(ws)).map(
+                lambda sp: "".join(w + s for w, s in zip(ws, sp, strict=True))
+            )
+        ),
+        max_size=8,
+    ),
+    regular=st.booleans(),
+)
+def test_encode_batch_word_cache_equals_encode(bpe, lines, regular):
+    """The word-cache path of encode_batch/encode_flat gives exactly encode's ids, for
+    single-spaced lines (the cache) and any other whitespace (the fallback)."""
+    if regular:
+        lines = [" ".join(line.split()) for line in lines]
+    want = [bpe.encode(line) for line in lines]
+    assert bpe.encode_batch(lines) == want
+    flat, lens = bpe.encode_flat(lines)
+    assert lens.tolist() == [len(w) for w in want]
+    assert flat.tolist() == [i for w in want for i in w]
+    assert bpe.encode_batch(lines) == want  # again, from a warm cache
+
+
 def test_special_ids_fixed_and_never_produced_by_text(bpe):
     assert (PAD, BOS, EOS, UNK) == (0, 1, 2, 3)
     assert [bpe.token_to_id(t) for t in SPECIAL_TOKENS] == [0, 1, 2, 3]
