@@ -10,6 +10,7 @@ import importlib.util
 import io
 import json
 import random
+import sys
 import tarfile
 import tempfile
 import threading
@@ -193,9 +194,17 @@ class Server:
         return [h for p, h in self.requests if p == path]
 
 
+class _QuietServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # clients that gave up
+            super().handle_error(request, client_address)
+
+
 @pytest.fixture
 def server():
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd = _QuietServer(("127.0.0.1", 0), _Handler)
     st = Server(url=f"http://127.0.0.1:{httpd.server_address[1]}")
     httpd.state = st  # type: ignore[attr-defined]
     t = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
@@ -375,6 +384,15 @@ def test_404_is_not_retried(tmp_path, server, mirror):
         download(_cfg(tmp_path, server.url, retries=5), tmp_path / "raw", registry=mirror.registry)
     assert len(server.hits("wmt13/training-parallel-commoncrawl.tgz")) == 1
     assert not (tmp_path / "raw").exists()
+
+
+def test_timeout_is_retried(tmp_path, server, mirror):
+    server.files.update(mirror.files)
+    path = "wmt14/dev.tgz"
+    server.fail(path, ("delay", 1.0))  # longer than the socket timeout
+    download(_cfg(tmp_path, server.url, timeout=0.2), tmp_path / "raw", registry=mirror.registry)
+    assert len(server.hits(path)) == 2
+    _assert_raw(tmp_path / "raw", mirror)
 
 
 def test_connection_refused_is_retried(tmp_path, mirror):
