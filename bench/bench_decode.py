@@ -72,8 +72,8 @@ class NoEos:
     def encode(self, src):
         return self.model.encode(src)
 
-    def init_state(self, enc):
-        return self.model.init_state(enc)
+    def init_state(self, enc, capacity: int = 32):
+        return self.model.init_state(enc, capacity=capacity)
 
     def decode_step(self, tokens, state):
         logits = self.model.decode_step(tokens, state)
@@ -196,7 +196,7 @@ def measure(n_sentences: int, max_tokens: int, rounds: int, uncached_every: int,
 def run(quick: bool) -> list[dict]:
     """The figures (see the module docstring)."""
     if quick:
-        n, max_tokens, rounds, every = 32, 384, 2, 1
+        n, max_tokens, rounds, every = 16, 256, 2, 1
     else:
         n, max_tokens, rounds, every = 3003, 4096, 8, 4
     sent, toks, threads = measure(n, max_tokens, rounds, every)

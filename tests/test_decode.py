@@ -260,3 +260,22 @@ def test_coverage_needs_cross_attention():
     model = TableModel.random(V=8, seed=0)
     with pytest.raises(ConfigError, match="coverage_penalty"):
         beam_search(model, torch.tensor([[4, EOS]]), torch.tensor([3]), beta=0.2)
+
+
+@pytest.mark.parametrize("moved", [0, 1, 3, 8])
+def test_fast_cache_reorder_equals_the_model_reorder(moved):
+    from aiayn.decode.search import _reorder_cache
+    from aiayn.model import KVCache
+
+    g = torch.Generator().manual_seed(moved)
+    a, b = KVCache(capacity=4), KVCache(capacity=4)
+    for _ in range(6):  # grows past its first capacity
+        k, v = torch.randn(8, 2, 1, 3, generator=g), torch.randn(8, 2, 1, 3, generator=g)
+        a.append(k, v)
+        b.append(k, v)
+    index = torch.arange(8)
+    rows = torch.randperm(8, generator=g)[:moved]
+    index[rows] = torch.randint(0, 8, (moved,), generator=g)  # beams copied from others
+    a.reorder(index)
+    _reorder_cache(b, index)
+    assert torch.equal(a.k[:, :, :6], b.k[:, :, :6]) and torch.equal(a.v[:, :, :6], b.v[:, :, :6])
