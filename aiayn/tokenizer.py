@@ -48,6 +48,7 @@ N_BYTES = 256
 MIN_VOCAB_SIZE = len(SPECIAL_TOKENS) + N_BYTES  # specials + the byte alphabet
 
 _TRAIN_BATCH_LINES = 2000  # lines per item handed to train_from_iterator
+_TRAIN_JOIN_LINES = 100  # single-spaced lines joined into one training text
 _WORD_CACHE_MAX = 5_000_000  # distinct words kept by encode_flat (WMT14 has ~2M)
 
 
@@ -100,12 +101,7 @@ class BpeTokenizer:
         :meth:`encode` on arbitrary Unicode.
         """
         texts = list(texts)
-        # Regular: words joined by single spaces. Every whitespace but " " is category Z* or
-        # Cc, so not printable; irregular lines are exact too, just not cached.
-        regular = [
-            line.isprintable() and "  " not in line and line[:1] != " " != line[-1:]
-            for line in texts
-        ]
+        regular = [is_single_spaced(line) for line in texts]
         split = [line.split(" ") if r else [] for line, r in zip(texts, regular, strict=True)]
         n_words = np.fromiter(
             (len(w) if r else 0 for w, r in zip(split, regular, strict=True)),
@@ -230,20 +226,43 @@ def iter_lines(path: Path, max_lines: int = 0) -> Iterator[str]:
                 return
 
 
-def _batched_lines(files: Sequence[Path], max_lines: int) -> Iterator[list[str]]:
-    """Lists of lines from each file in turn (``max_lines`` per file, 0: all)."""
+def is_single_spaced(line: str) -> bool:
+    """Words joined by single spaces: no other whitespace, none at the ends.
+
+    Every whitespace character but " " is of category Z* or Cc, so not printable.
+    """
+    return line.isprintable() and "  " not in line and line[:1] != " " != line[-1:]
+
+
+def _training_texts(files: Sequence[Path], max_lines: int, join: int) -> Iterator[list[str]]:
+    """Lists of texts for ``train_from_iterator`` from each file in turn (``max_lines`` per
+    file, 0: all).
+
+    Up to ``join`` single-spaced lines are joined by " " into one text: the byte-level
+    pieces, and so the word counts BPE learns from, are the same (see
+    :meth:`BpeTokenizer.encode_flat`), with less per-text overhead in ``tokenizers``.
+    Other lines are passed as they are.
+    """
     for path in files:
         batch: list[str] = []
         try:
             for line in iter_lines(path, max_lines):
                 batch.append(line)
                 if len(batch) == _TRAIN_BATCH_LINES:
-                    yield batch
+                    yield _joined(batch, join)
                     batch = []
         except UnicodeDecodeError as e:
             raise DataError(f"{path}: not UTF-8 text (byte {e.start} of a chunk)") from None
         if batch:
-            yield batch
+            yield _joined(batch, join)
+
+
+def _joined(lines: list[str], join: int) -> list[str]:
+    if join <= 1:
+        return lines
+    regular = [line for line in lines if is_single_spaced(line) and line]
+    other = [line for line in lines if not (is_single_spaced(line) and line)]
+    return [" ".join(regular[i : i + join]) for i in range(0, len(regular), join)] + other
 
 
 def check_vocab_size(vocab_size: int) -> None:
@@ -290,7 +309,7 @@ def train_tokenizer(cfg: TokenizerConfig, clean: Path, out: Path, report: Path) 
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=sys.stderr.isatty(),  # its bar prints blank lines when piped
     )
-    batches = _batched_lines(train_files, cfg.max_train_lines)
+    batches = _training_texts(train_files, cfg.max_train_lines, _TRAIN_JOIN_LINES)
     n_batches = sum(-(-n // _TRAIN_BATCH_LINES) for n in n_lines.values())
     tok.train_from_iterator(batches, trainer, length=n_batches)
 

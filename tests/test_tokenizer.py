@@ -175,6 +175,22 @@ def test_training_is_deterministic_and_max_train_lines(tmp_path, trained):
     assert load_tokenizer(tmp_path / "b.json").vocab_size == 300
 
 
+def test_joining_lines_for_training_learns_the_same_bpe(tmp_path, monkeypatch):
+    """Training joins single-spaced lines into longer texts; the BPE must not change, also
+    with lines that are not single-spaced (kept apart)."""
+    import aiayn.tokenizer as tokenizer_module
+
+    write_corpus(tmp_path / "clean", n_train=1500, seed=3)
+    train_en = tmp_path / "clean" / "train.en"
+    odd = ["", " lead", "trail ", "two  spaces", "tab\there", "nb\u00a0sp", "  ", "x"]
+    train_en.write_text(train_en.read_text() + "\n".join(odd * 300) + "\n", encoding="utf-8")
+    cfg = TokenizerConfig(vocab_size=420, min_frequency=2, max_train_lines=0)
+    train_tokenizer(cfg, tmp_path / "clean", tmp_path / "joined.json", tmp_path / "r1.json")
+    monkeypatch.setattr(tokenizer_module, "_TRAIN_JOIN_LINES", 1)
+    train_tokenizer(cfg, tmp_path / "clean", tmp_path / "plain.json", tmp_path / "r2.json")
+    assert (tmp_path / "joined.json").read_bytes() == (tmp_path / "plain.json").read_bytes()
+
+
 def test_unreachable_vocab_size_is_a_clear_error(tmp_path, trained):
     clean = trained[0]
     cfg = TokenizerConfig(vocab_size=50_000, min_frequency=2, max_train_lines=0)
