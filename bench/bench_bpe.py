@@ -1,0 +1,98 @@
+"""BPE training time: aiayn's tokenize (Hugging Face ``tokenizers``) against subword-nmt's
+``learn_bpe`` (the tool of fairseq's WMT14 recipe), side by side on the same sample.
+
+Sample: 200k pairs (quick: 2k) of the WMT14-shaped synthetic text of
+:mod:`bench.bench_shard` (large Zipfian vocabularies; cached under ``.cache/bench``). Both learn one joint
+English+German BPE with the same number of merges: aiayn's 37k vocabulary is 4 special
+tokens + 256 bytes + 36,740 merges (quick: 1k vocabulary, 740 merges), and subword-nmt
+gets ``num_symbols`` = that many merges, ``min_frequency`` 2, on the concatenated text.
+aiayn's time is :func:`aiayn.tokenizer.train_tokenizer` as the stage runs it (reading the
+files, training, saving, and encoding dev/test for the report); ``tokenizers`` uses every
+core, subword-nmt one. Rounds alternate aiayn, subword-nmt (quick: 3 rounds, full: 2).
+
+Run alone: ``python -m bench.bench_bpe [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from bench.bench_shard import CACHE, cached_corpus
+
+SAMPLE_PAIRS = 200_000
+
+
+def _stats(xs: list[float]) -> dict:
+    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs)}
+
+
+def time_aiayn(clean: Path, vocab: int, work: Path) -> float:
+    from aiayn.config import TokenizerConfig
+    from aiayn.tokenizer import train_tokenizer
+
+    t = time.perf_counter()
+    train_tokenizer(TokenizerConfig(vocab, 2, 0), clean, work / "tokenizer.json", work / "r.json")
+    return time.perf_counter() - t
+
+
+def time_subword_nmt(joint: Path, merges: int) -> float:
+    from subword_nmt.learn_bpe import learn_bpe
+
+    t = time.perf_counter()
+    with open(joint, encoding="utf-8") as f:
+        learn_bpe(f, io.StringIO(), merges, min_frequency=2)
+    return time.perf_counter() - t
+
+
+def run(quick: bool) -> list[dict]:
+    pairs = 2_000 if quick else SAMPLE_PAIRS
+    vocab = 1_000 if quick else 37_000
+    merges = vocab - 4 - 256
+    rounds = 3 if quick else 2
+    clean = cached_corpus(pairs)
+    work = Path(tempfile.mkdtemp(prefix="bench_bpe.", dir=CACHE))
+    try:
+        joint = work / "train.joint"
+        with open(joint, "w", encoding="utf-8") as out:
+            for lang in ("en", "de"):
+                with open(clean / f"train.{lang}", encoding="utf-8") as f:
+                    shutil.copyfileobj(f, out)
+        ours, peer = [], []
+        for _ in range(rounds):
+            ours.append(time_aiayn(clean, vocab, work))
+            peer.append(time_subword_nmt(joint, merges))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return [
+        {
+            "name": "BPE training time, same sample",
+            "unit": "s",
+            "aiayn": _stats(ours),
+            "peer": _stats(peer),
+            "peer_name": "subword-nmt learn_bpe",
+            "ratio": statistics.median(peer) / statistics.median(ours),
+            "ratio_meaning": "subword-nmt time / aiayn time (higher: aiayn faster)",
+            "notes": f"{pairs:,} pairs x 2 sides, {merges:,} merges (vocab {vocab:,}), "
+            f"min_frequency 2; tokenizers on {os.cpu_count()} cores, subword-nmt on 1; "
+            f"{rounds} alternating rounds",
+        }
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    print(json.dumps(run(args.quick), indent=2))
+
+
+if __name__ == "__main__":
+    main()
