@@ -16,7 +16,10 @@ max_new_tokens = L``. Work per sentence is then identical across systems; figure
 sentences/s and output tokens/s (beam 4, hypotheses of the batch x L).
 
 Systems alternate batch by batch (the order rotates), so load from other processes hits
-all alike. Each round is a fixed slice of the workload; per-round rates give median/min/max.
+all alike. Each round is an interleaved slice of the batches (long and short ones);
+per-round rates give median/min/max, and each ratio is total throughput over total
+throughput on the rounds both systems ran (the slow uncached one runs in every 4th round of
+the full run).
 
 Run alone: ``python -m bench.bench_decode [--quick]`` prints the figures as JSON.
 """
@@ -156,11 +159,13 @@ def systems(aiayn, marian, beam: int):
 
 
 def measure(n_sentences: int, max_tokens: int, rounds: int, uncached_every: int, beam: int = 4):
-    """Per-round sentences/s and tokens/s of each system.
+    """Per-round work and time of each system: ``{name: [(sentences, tokens, seconds)]}``
+    with ``None`` for rounds a system skipped, and the torch thread count.
 
-    The workload is cut into ``rounds`` slices of whole batches; in each slice every system
-    decodes the same batches, alternating batch by batch. The uncached system (slow) only
-    runs in every ``uncached_every``-th round.
+    The workload is cut into ``rounds`` interleaved slices of whole batches (each slice
+    holds long and short batches); in each slice every system decodes the same batches,
+    alternating batch by batch with the order rotating. The uncached system (slow) only runs
+    in every ``uncached_every``-th round.
     """
     import torch
 
@@ -168,29 +173,38 @@ def measure(n_sentences: int, max_tokens: int, rounds: int, uncached_every: int,
     aiayn, marian = build_models(vocab)
     fns = systems(aiayn, marian, beam)
     batches = make_batches(source_lengths(n_sentences), vocab, max_tokens)
-    # warm-up: one small batch each
     small = batches[-1]
-    for fn in fns.values():
+    for fn in fns.values():  # warm-up
         fn(small[0][:2], 3)
     rounds = min(rounds, len(batches))
-    per_round = [batches[r::rounds] for r in range(rounds)]
-    sent = {name: [] for name in fns}
-    toks = {name: [] for name in fns}
     names = list(fns)
-    for r, chunk in enumerate(per_round):
+    out: dict[str, list] = {name: [] for name in names}
+    for r in range(rounds):
+        chunk = batches[r::rounds]
         active = [n for n in names if n != "aiayn-uncached" or r % uncached_every == 0]
         elapsed = dict.fromkeys(active, 0.0)
         n_tok = dict.fromkeys(active, 0)
         for i, (src, L) in enumerate(chunk):
-            for name in active[i % len(active) :] + active[: i % len(active)]:
+            shift = (r + i) % len(active)
+            for name in active[shift:] + active[:shift]:
                 t = time.perf_counter()
                 n_tok[name] += fns[name](src, L)
                 elapsed[name] += time.perf_counter() - t
         n_sent = sum(src.size(0) for src, _ in chunk)
-        for name in active:
-            sent[name].append(n_sent / elapsed[name])
-            toks[name].append(n_tok[name] / elapsed[name])
-    return sent, toks, torch.get_num_threads()
+        for name in names:
+            out[name].append((n_sent, n_tok[name], elapsed[name]) if name in active else None)
+    return out, torch.get_num_threads()
+
+
+def compare(rounds: dict, name: str, peer: str, unit: int) -> tuple[dict, dict, float]:
+    """Per-round rates of ``name`` and ``peer`` over the rounds both ran, and the ratio of
+    their total throughputs on that same work (``unit`` 0: sentences/s, 1: tokens/s)."""
+    pairs = [(a, b) for a, b in zip(rounds[name], rounds[peer], strict=True) if a and b]
+    rate_a = [a[unit] / a[2] for a, _ in pairs]
+    rate_b = [b[unit] / b[2] for _, b in pairs]
+    total_a = sum(a[unit] for a, _ in pairs) / sum(a[2] for a, _ in pairs)
+    total_b = sum(b[unit] for _, b in pairs) / sum(b[2] for _, b in pairs)
+    return _stats(rate_a), _stats(rate_b), total_a / total_b
 
 
 def run(quick: bool) -> list[dict]:
@@ -199,41 +213,49 @@ def run(quick: bool) -> list[dict]:
         n, max_tokens, rounds, every = 16, 256, 2, 1
     else:
         n, max_tokens, rounds, every = 3003, 4096, 8, 4
-    sent, toks, threads = measure(n, max_tokens, rounds, every)
+    res, threads = measure(n, max_tokens, rounds, every)
     where = f"{n} sentences, beam 4, demo dims, fp32, {threads} threads, max_tokens {max_tokens}"
-    a, u, m = sent["aiayn"], sent["aiayn-uncached"], sent["marian"]
-    figures = [
-        {
-            "name": "beam search, KV cache vs full recompute",
-            "unit": "sentences/s",
-            "aiayn": _stats(a),
-            "peer": _stats(u),
-            "peer_name": "aiayn without cache (decode over the whole prefix each step)",
-            "ratio": statistics.median(a) / statistics.median(u),
-            "ratio_meaning": "cached / uncached sentences per second (goal >= 3)",
-            "notes": where + f"; uncached measured in {len(u)} of the rounds",
-        },
-        {
-            "name": "beam search vs transformers MarianMTModel.generate(num_beams=4)",
-            "unit": "sentences/s",
-            "aiayn": _stats(a),
-            "peer": _stats(m),
-            "peer_name": "transformers MarianMTModel.generate",
-            "ratio": statistics.median(a) / statistics.median(m),
-            "ratio_meaning": "aiayn / Marian sentences per second (goal >= 1.5)",
-            "notes": where + "; equal output lengths forced on both",
-        },
-        {
-            "name": "beam search output tokens/s vs Marian",
-            "unit": "tokens/s",
-            "aiayn": _stats(toks["aiayn"]),
-            "peer": _stats(toks["marian"]),
-            "peer_name": "transformers MarianMTModel.generate",
-            "ratio": statistics.median(toks["aiayn"]) / statistics.median(toks["marian"]),
-            "ratio_meaning": "aiayn / Marian best-hypothesis tokens per second",
-            "notes": where,
-        },
-    ]
+    n_unc = sum(x is not None for x in res["aiayn-uncached"])
+    figures = []
+    for title, peer, peer_name, unit, meaning, note in (
+        (
+            "beam search, KV cache vs full recompute",
+            "aiayn-uncached",
+            "aiayn without cache (decode over the whole prefix each step)",
+            0,
+            "cached / uncached sentences per second on the same batches (goal >= 3)",
+            f"; both measured in the {n_unc} round(s) the uncached one ran",
+        ),
+        (
+            "beam search vs transformers MarianMTModel.generate(num_beams=4)",
+            "marian",
+            "transformers MarianMTModel.generate",
+            0,
+            "aiayn / Marian sentences per second on the same batches (goal >= 1.5)",
+            "; equal output lengths forced on both",
+        ),
+        (
+            "beam search output tokens/s vs Marian",
+            "marian",
+            "transformers MarianMTModel.generate",
+            1,
+            "aiayn / Marian best-hypothesis tokens per second",
+            "",
+        ),
+    ):
+        mine, theirs, ratio = compare(res, "aiayn", peer, unit)
+        figures.append(
+            {
+                "name": title,
+                "unit": "tokens/s" if unit else "sentences/s",
+                "aiayn": mine,
+                "peer": theirs,
+                "peer_name": peer_name,
+                "ratio": ratio,
+                "ratio_meaning": meaning,
+                "notes": where + note + "; per-round rates, ratio of totals",
+            }
+        )
     return figures
 
 
