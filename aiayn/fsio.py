@@ -17,6 +17,17 @@ from pathlib import Path
 from aiayn.errors import AiaynError, MissingInputError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _default_mode(tmp: str | os.PathLike, is_dir: bool) -> None:
+    """Give a mkstemp/mkdtemp path (created 0600/0700) the mode a plain create would have."""
+    os.chmod(tmp, (0o777 if is_dir else 0o666) & ~_umask())
+
+
 def require_inputs(*paths: str | os.PathLike, stage: str | None = None) -> None:
     """Raise :class:`MissingInputError` naming the first path that does not exist."""
     for p in paths:
@@ -49,6 +60,7 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", **open_kwargs) -> Iter
         open_kwargs.setdefault("encoding", "utf-8")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    _default_mode(tmp, is_dir=False)
     try:
         with open(tmp, mode, **open_kwargs) as f:
             yield f
@@ -71,6 +83,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     ensure_writable_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    _default_mode(tmp, is_dir=False)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
@@ -91,6 +104,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     ensure_writable_dir(path.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    _default_mode(tmp, is_dir=True)
     try:
         yield tmp
         old = None
