@@ -26,6 +26,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("translate", "aiayn.decode.cli:translate"),
     ("score", "aiayn.score:score_command"),
     ("model-info", "aiayn.model_info:model_info"),
+    ("preset", "aiayn.presets:preset_command"),
 ]
 
 
