@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.bench_shard import CACHE, cached_corpus
+from bench.bench_shard import CACHE, TINY_TYPES, WORD_TYPES, cached_corpus
 
 SAMPLE_PAIRS = 200_000
 
@@ -52,12 +52,14 @@ def time_subword_nmt(joint: Path, merges: int) -> float:
     return time.perf_counter() - t
 
 
-def run(quick: bool) -> list[dict]:
-    pairs = 2_000 if quick else SAMPLE_PAIRS
-    vocab = 1_000 if quick else 37_000
+def run(quick: bool, tiny: bool = False) -> list[dict]:
+    """The figure (module doc); ``tiny``: 2k pairs of a corpus with fewer word types (the
+    one bench_shard's tiny run uses), 400-token vocabulary, one round."""
+    pairs = 2_000 if quick or tiny else SAMPLE_PAIRS
+    vocab = 400 if tiny else 1_000 if quick else 37_000
     merges = vocab - 4 - 256
-    rounds = 3 if quick else 2
-    clean = cached_corpus(pairs)
+    rounds = 1 if tiny else 3 if quick else 2
+    clean = cached_corpus(pairs, types=TINY_TYPES if tiny else WORD_TYPES)
     work = Path(tempfile.mkdtemp(prefix="bench_bpe.", dir=CACHE))
     try:
         joint = work / "train.joint"
@@ -90,8 +92,9 @@ def run(quick: bool) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--tiny", action="store_true", help="smallest sizes (the unit test)")
     args = ap.parse_args()
-    print(json.dumps(run(args.quick), indent=2))
+    print(json.dumps(run(args.quick, tiny=args.tiny), indent=2))
 
 
 if __name__ == "__main__":

@@ -12,9 +12,9 @@ random-word generator (:func:`synthetic_raw`) stands in.
 
 Each measured run is a fresh ``python -m bench.bench_clean --child ...`` process, so start-up,
 imports and worker start are included and memory is per run. Peak memory is taken two
-ways: ``resource.getrusage`` in the child (RUSAGE_SELF for the main process,
-RUSAGE_CHILDREN for the largest worker; spawn-started workers are its children), and the
-sum of resident memory over the whole process tree, sampled every 0.1 s by this process.
+ways: in the child (its own ``VmHWM``, :func:`bench.peak_rss_bytes`, and RUSAGE_CHILDREN
+for the largest worker; spawn-started workers are its children), and the sum of resident
+memory over the whole process tree, sampled every 0.1 s by this process.
 
 Peer: the same per-pair code (:func:`aiayn.data.clean.clean_chunk`) run through ``datasets``
 (``Dataset.from_generator`` over the byte lines, ``map(batched, num_proc)``, a
@@ -23,14 +23,15 @@ single-process dedup pass, then text out). It answers the issue's question wheth
 
 Figures:
 
-1. wall time of aiayn and the peer at a reduced size (quick: 20k pairs; full: 300k),
+1. wall time of aiayn and the peer at a reduced size (quick: 20k pairs; otherwise 300k),
    alternating, 3 rounds;
-2. wall time of aiayn at WMT14 size (4.5M pairs; quick: 60k), target <= 300 s;
+2. wall time of aiayn at WMT14 size (4.5M pairs with ``--full``; by default a tenth of it;
+   quick: 60k), target <= 300 s at WMT14 size;
 3. peak memory of that run (process tree), target <= 6 GB;
 4. wall time on the default demo (``data.source: demo`` of params.yaml), target < 5 s.
 
-Run alone: ``python -m bench.bench_clean [--quick] [--pairs N]`` prints the figures as JSON
-(``--pairs`` overrides the WMT14 size of figures 2-3).
+Run alone: ``python -m bench.bench_clean [--quick | --full] [--pairs N]`` prints the figures
+as JSON (``--pairs`` overrides the size of figures 2-3). ``--tiny``: the unit test's sizes.
 """
 
 from __future__ import annotations
@@ -48,8 +49,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CACHE = ROOT / ".cache" / "bench"
+# AIAYN_BENCH_CACHE moves the generated corpora (the unit test uses a temporary folder).
+CACHE = Path(os.environ.get("AIAYN_BENCH_CACHE") or ROOT / ".cache" / "bench")
 WMT14_PAIRS = 4_520_620  # 1,920,209 + 2,399,123 + 201,288
+DEFAULT_PAIRS = 450_000  # figures 2-3 without --full: a tenth of WMT14
 SHARES = {"europarl-v7": 1_920_209, "commoncrawl": 2_399_123, "news-commentary-v9": 201_288}
 
 
@@ -203,13 +206,16 @@ def cached_raw(pairs: int, seed: int = 0, dev: int = 3000, test: int = 3003) -> 
     return raw
 
 
-def cached_demo_raw() -> Path:
-    """``data/raw`` of the default demo (the repository's params.yaml), made once."""
+def cached_demo_raw(train_pairs: int | None = None) -> Path:
+    """``data/raw`` of the default demo (the repository's params.yaml), made once;
+    ``train_pairs`` overrides its size (with 100 dev and test pairs)."""
     from aiayn.config import fingerprint, load_params
     from aiayn.data.download import download
 
     cfg = load_params(ROOT / "params.yaml").data
     cfg.source = "demo"
+    if train_pairs:
+        cfg.demo.train_pairs, cfg.demo.dev_pairs, cfg.demo.test_pairs = train_pairs, 100, 100
     folder = CACHE / f"demo-{fingerprint(cfg.demo)[:12]}"
     if not (folder / "done").exists():
         download(cfg, folder / "raw")
@@ -301,7 +307,10 @@ def _child(kind: str, raw: Path, out: Path, workers: int) -> None:
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-    res = {"wall": wall, "cpu": cpu, "self_mb": me.ru_maxrss / 1024}
+    from bench import peak_rss_bytes
+
+    # not me.ru_maxrss: it includes the parent's size when that is larger (peak_rss_bytes)
+    res = {"wall": wall, "cpu": cpu, "self_mb": peak_rss_bytes() / 2**20}
     print(json.dumps({**res, "children_mb": kids.ru_maxrss / 1024}))
 
 
@@ -373,17 +382,23 @@ def measure(kind: str, raw: Path, workers: int = 0) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def run(quick: bool, pairs: int | None = None) -> list[dict]:
+def run(
+    quick: bool, pairs: int | None = None, tiny: bool = False, full: bool = False
+) -> list[dict]:
+    """The figures (module doc). Size of figures 2-3: ``pairs`` if given, else WMT14's with
+    ``full``, a tenth of it by default, 60k ``quick``; ``tiny``: the unit test's sizes."""
     CACHE.mkdir(parents=True, exist_ok=True)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     figures = []
 
     # 1. aiayn vs datasets, same input, alternating
-    n_cmp = 20_000 if quick else 300_000
-    raw = cached_raw(n_cmp, dev=300 if quick else 3000, test=300 if quick else 3003)
+    n_cmp = 2_000 if tiny else 20_000 if quick else 300_000
+    small = quick or tiny
+    raw = cached_raw(n_cmp, dev=300 if small else 3000, test=300 if small else 3003)
     walls: dict[str, list[float]] = {"aiayn": [], "datasets": []}
     digests = {}
-    for i in range(3):
+    rounds = 1 if tiny else 3
+    for i in range(rounds):
         for kind in ("aiayn", "datasets") if i % 2 == 0 else ("datasets", "aiayn"):
             r = measure(kind, raw)
             walls[kind].append(r["process_wall"])
@@ -398,14 +413,16 @@ def run(quick: bool, pairs: int | None = None) -> list[dict]:
             "peer_name": "HF datasets (from_generator + map num_proc) with the same filters",
             "ratio": p["median"] / a["median"],
             "ratio_meaning": "peer time / aiayn time (> 1: aiayn faster)",
-            "notes": f"{cores} cores, workers=all; fresh process per run; outputs identical: "
-            f"{digests['aiayn'] == digests['datasets']}",
+            "notes": f"{cores} cores, workers=all; fresh process per run, {rounds} alternating "
+            f"round(s); outputs identical: {digests['aiayn'] == digests['datasets']}",
         }
     )
 
     # 2-3. WMT14 size
-    n_big = pairs or (60_000 if quick else WMT14_PAIRS)
-    raw = cached_raw(n_big)
+    if not pairs:
+        pairs = 3_000 if tiny else 60_000 if quick else WMT14_PAIRS if full else DEFAULT_PAIRS
+    n_big = pairs
+    raw = cached_raw(n_big, dev=300 if tiny else 3000, test=300 if tiny else 3003)
     size_mb = sum(f.stat().st_size for f in raw.rglob("*") if f.is_file()) / 2**20
     r = measure("aiayn", raw)
     one = {"median": r["process_wall"], "min": r["process_wall"], "max": r["process_wall"]}
@@ -438,14 +455,14 @@ def run(quick: bool, pairs: int | None = None) -> list[dict]:
     )
 
     # 4. default demo size
-    raw = cached_demo_raw()
+    raw = cached_demo_raw(2_000 if tiny else None)
     n_demo = json.loads((raw / "manifest.json").read_text())
     n_demo = sum(c["lines"] for c in n_demo["corpora"].values())
-    runs = [measure("aiayn", raw) for _ in range(1 if quick else 3)]
+    runs = [measure("aiayn", raw) for _ in range(1 if small else 3)]
     ts = [r["process_wall"] for r in runs]
     figures.append(
         {
-            "name": f"clean wall time, default demo ({n_demo:,} pairs)",
+            "name": f"clean wall time, {'tiny' if tiny else 'default'} demo ({n_demo:,} pairs)",
             "unit": "s",
             "aiayn": _stats(ts),
             "peer": None,
@@ -465,7 +482,8 @@ def main(argv: list[str]) -> None:
         _child(kind, Path(raw), Path(out), int(workers))
         return
     pairs = int(argv[argv.index("--pairs") + 1]) if "--pairs" in argv else None
-    print(json.dumps(run(quick="--quick" in argv, pairs=pairs), indent=2))
+    kw = {"tiny": "--tiny" in argv, "full": "--full" in argv}
+    print(json.dumps(run(quick="--quick" in argv, pairs=pairs, **kw), indent=2))
 
 
 if __name__ == "__main__":

@@ -89,13 +89,15 @@ class NoEos:
         return logits
 
 
-def build_models(vocab: int):
+def build_models(vocab: int, preset: str = "demo"):
+    """aiayn's Transformer and a MarianMTModel of the same dimensions (``preset`` of
+    :data:`aiayn.model.PRESETS`), random weights, eval mode, on the CPU."""
     import torch
     from transformers import MarianConfig, MarianMTModel
 
     from aiayn.model import PRESETS, Transformer
 
-    cfg = PRESETS["demo"]
+    cfg = PRESETS[preset]
     torch.manual_seed(0)
     aiayn = Transformer(cfg, vocab).eval()
     mc = MarianConfig(
@@ -207,10 +209,12 @@ def compare(rounds: dict, name: str, peer: str, unit: int) -> tuple[dict, dict, 
     return _stats(rate_a), _stats(rate_b), total_a / total_b
 
 
-def run(quick: bool) -> list[dict]:
-    """The figures (see the module docstring)."""
-    if quick:
-        n, max_tokens, rounds, every = 16, 256, 2, 1
+def run(quick: bool, tiny: bool = False) -> list[dict]:
+    """The figures (see the module docstring); ``tiny``: 4 sentences (the unit test)."""
+    if tiny:
+        n, max_tokens, rounds, every = 4, 64, 1, 1
+    elif quick:  # the uncached search (slow) only in the first round
+        n, max_tokens, rounds, every = 16, 256, 2, 2
     else:
         n, max_tokens, rounds, every = 3003, 4096, 8, 4
     res, threads = measure(n, max_tokens, rounds, every)
@@ -261,7 +265,7 @@ def run(quick: bool) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    print(json.dumps(run(quick="--quick" in argv), indent=2))
+    print(json.dumps(run(quick="--quick" in argv, tiny="--tiny" in argv), indent=2))
 
 
 if __name__ == "__main__":

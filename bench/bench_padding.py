@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-CACHE = ROOT / ".cache" / "bench"
+# AIAYN_BENCH_CACHE moves the generated corpora (the unit test uses a temporary folder).
+CACHE = Path(os.environ.get("AIAYN_BENCH_CACHE") or ROOT / ".cache" / "bench")
 WMT_BPE = 4000
 
 
@@ -120,16 +122,19 @@ def figure(name: str, src, tgt, max_tokens: int, note: str) -> dict:
     }
 
 
-def run(quick: bool) -> list[dict]:
+def run(quick: bool, tiny: bool = False) -> list[dict]:
+    """The figures (module doc); ``tiny``: 2k demo and 3k wmt pairs, 500-token BPEs (the
+    unit test)."""
     from aiayn.config import load_params
     from aiayn.data.demo import generate_pairs
 
     p = load_params(ROOT / "params.yaml")
-    n_demo = p.data.demo.train_pairs
+    n_demo = 2_000 if tiny else p.data.demo.train_pairs
+    demo_bpe = 500 if tiny else p.tokenizer.vocab_size
     src, tgt, tpw = shard_lengths(
-        f"demo-{n_demo}-{p.data.demo.seed}-{p.tokenizer.vocab_size}",
+        f"demo-{n_demo}-{p.data.demo.seed}-{demo_bpe}",
         generate_pairs(n_demo, p.data.demo.seed, "demo"),
-        p.tokenizer.vocab_size,
+        demo_bpe,
         p.shard.max_tokens_per_side,
     )
     figures = [
@@ -138,19 +143,22 @@ def run(quick: bool) -> list[dict]:
             src,
             tgt,
             p.train.max_tokens,
-            f"{len(src):,} demo pairs, BPE {p.tokenizer.vocab_size}, "
+            f"{len(src):,} demo pairs, BPE {demo_bpe}, "
             f"mean src {src.mean():.1f} tokens, {tpw:.2f} tokens/word",
         )
     ]
-    n_wmt = 20_000 if quick else 1_000_000
-    src, tgt, tpw = shard_lengths(f"wmt-{n_wmt}", generate_pairs(n_wmt, 1, "wmt"), WMT_BPE, 256)
+    n_wmt = 3_000 if tiny else 20_000 if quick else 1_000_000
+    wmt_bpe = 500 if tiny else WMT_BPE
+    src, tgt, tpw = shard_lengths(
+        f"wmt-{n_wmt}-{wmt_bpe}", generate_pairs(n_wmt, 1, "wmt"), wmt_bpe, 256
+    )
     figures.append(
         figure(
             "WMT-like lengths",
             src,
             tgt,
             4096,
-            f"{len(src):,} wmt-profile pairs, BPE {WMT_BPE}, mean src {src.mean():.1f} tokens "
+            f"{len(src):,} wmt-profile pairs, BPE {wmt_bpe}, mean src {src.mean():.1f} tokens "
             f"(p99 {np.percentile(src, 99):.0f}), {tpw:.2f} tokens/word",
         )
     )
@@ -160,8 +168,9 @@ def run(quick: bool) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--tiny", action="store_true", help="smallest sizes (the unit test)")
     args = ap.parse_args()
-    print(json.dumps(run(args.quick), indent=2))
+    print(json.dumps(run(args.quick, tiny=args.tiny), indent=2))
 
 
 if __name__ == "__main__":

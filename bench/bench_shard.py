@@ -11,16 +11,17 @@ format, apostrophes, German quotes for English ones), with log-normal line lengt
 
 Figures:
 
-1. wall time of ``tokenize`` (37k BPE on both sides) + ``shard`` at WMT14 size (4.5M pairs;
-   quick: 40k pairs, 8k BPE), one fresh process, target <= 600 s;
-2. peak resident memory of that process (``getrusage``; tokenizers uses threads, not
-   processes), target <= 8 GB;
+1. wall time of ``tokenize`` (37k BPE on both sides) + ``shard`` at WMT14 size (4.5M pairs,
+   ``--full``; by default a tenth of it; quick: 40k pairs, 8k BPE), one fresh process,
+   target <= 600 s at WMT14 size;
+2. peak resident memory of that process (its ``VmHWM``, :func:`bench.peak_rss_bytes`;
+   tokenizers uses threads, not processes), target <= 8 GB;
 3. loader throughput: non-pad source + target tokens per second that :class:`BatchLoader`
    yields from the memory-mapped train shards (budget 4096, CPU tensors), target >= 1M/s;
    peer: ``torch.utils.data.DataLoader`` over the same batches with a per-pair dataset and
    a ``pad_sequence`` collate (the usual hand-written loader), alternating, 3 rounds.
 
-Run alone: ``python -m bench.bench_shard [--quick] [--pairs N]``.
+Run alone: ``python -m bench.bench_shard [--quick | --full] [--pairs N]``.
 """
 
 from __future__ import annotations
@@ -39,8 +40,12 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-CACHE = ROOT / ".cache" / "bench"
+# AIAYN_BENCH_CACHE moves the generated corpora (the unit test uses a temporary folder).
+CACHE = Path(os.environ.get("AIAYN_BENCH_CACHE") or ROOT / ".cache" / "bench")
 WMT14_PAIRS = 4_520_620
+DEFAULT_PAIRS = 450_000  # without --full: a tenth of WMT14
+WORD_TYPES = 150_000  # per language; the tiny corpus of the unit test uses fewer
+TINY_TYPES = 10_000
 DEV_PAIRS, TEST_PAIRS = 3000, 3003
 
 
@@ -127,7 +132,9 @@ def _lines(rng, vocab, cdf, nums, lens, quote_rows, german: bool) -> list[str]:
     return out
 
 
-def write_corpus(clean: Path, pairs: int, seed: int = 0, block: int = 50_000) -> None:
+def write_corpus(
+    clean: Path, pairs: int, seed: int = 0, block: int = 50_000, types: int = WORD_TYPES
+) -> None:
     """Write ``clean/{train,dev,test}.{en,de}``: WMT14-shaped synthetic text (module doc).
 
     Dev and test have newstest's 3000 pairs, or 1/20 of ``pairs`` (at least 50) if fewer.
@@ -135,8 +142,8 @@ def write_corpus(clean: Path, pairs: int, seed: int = 0, block: int = 50_000) ->
     from tqdm.auto import tqdm
 
     rng = np.random.default_rng(seed)
-    v_en = _vocab(rng, _EN_SYL, 150_000, german=False)
-    v_de = _vocab(rng, _DE_SYL, 150_000, german=True)
+    v_en = _vocab(rng, _EN_SYL, types, german=False)
+    v_de = _vocab(rng, _DE_SYL, types, german=True)
     c_en, c_de = _zipf_cdf(len(v_en)), _zipf_cdf(len(v_de))
     n_en, n_de = _numbers(rng, 5000, False), _numbers(rng, 5000, True)
     clean.mkdir(parents=True, exist_ok=True)
@@ -159,13 +166,15 @@ def write_corpus(clean: Path, pairs: int, seed: int = 0, block: int = 50_000) ->
                 bar.update(k)
 
 
-def cached_corpus(pairs: int, seed: int = 0) -> Path:
-    """The clean folder of a ``pairs``-pair corpus, generated once under ``.cache/bench``."""
-    clean = CACHE / f"tok-{pairs}-{seed}" / "clean"
+def cached_corpus(pairs: int, seed: int = 0, types: int = WORD_TYPES) -> Path:
+    """The clean folder of a ``pairs``-pair corpus, generated once under ``.cache/bench``
+    (``types`` word types per language)."""
+    tag = "" if types == WORD_TYPES else f"-v{types}"
+    clean = CACHE / f"tok-{pairs}-{seed}{tag}" / "clean"
     if not (clean / "test.de").exists():
         tmp = clean.with_name("clean.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        write_corpus(tmp, pairs, seed)
+        write_corpus(tmp, pairs, seed, types=types)
         tmp.rename(clean)
     return clean
 
@@ -187,9 +196,12 @@ def _child(clean: Path, work: Path, vocab: int) -> None:
     )
     t2 = time.perf_counter()
     tr = index["splits"]["train"]
+    from bench import peak_rss_bytes
+
     print(
         json.dumps(
             {
+                "peak_rss": peak_rss_bytes(),
                 "tokenize_s": t1 - t0,
                 "shard_s": t2 - t1,
                 "pairs": tr["pairs"],
@@ -200,10 +212,13 @@ def _child(clean: Path, work: Path, vocab: int) -> None:
     )
 
 
-def tokenize_and_shard(pairs: int, vocab: int) -> tuple[dict, float, float, float]:
-    """Run :func:`_child` in a fresh process; (its JSON, wall s, peak RSS bytes, CPU s)."""
-    clean = cached_corpus(pairs)
-    work = CACHE / f"tok-{pairs}-0" / f"work-{vocab}"
+def tokenize_and_shard(
+    pairs: int, vocab: int, types: int = WORD_TYPES
+) -> tuple[dict, float, float, float, Path]:
+    """Run :func:`_child` in a fresh process; (its JSON, wall s, peak RSS bytes, CPU s, the
+    folder holding its ``shards``)."""
+    clean = cached_corpus(pairs, types=types)
+    work = clean.parent / f"work-{vocab}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -214,9 +229,11 @@ def tokenize_and_shard(pairs: int, vocab: int) -> tuple[dict, float, float, floa
     if r.returncode:
         raise RuntimeError(f"tokenize+shard child failed:\n{r.stderr[-3000:]}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    peak = after.ru_maxrss * 1024  # Linux: KiB; the only child that ran
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    return json.loads(r.stdout.strip().splitlines()[-1]), wall, peak, cpu
+    info = json.loads(r.stdout.strip().splitlines()[-1])
+    # The child's own high-water mark: RUSAGE_CHILDREN's ru_maxrss would report this
+    # (parent) process's size when it is larger (see bench.peak_rss_bytes).
+    return info, wall, info["peak_rss"], cpu, work
 
 
 class _PairDataset:
@@ -279,14 +296,22 @@ def loader_throughput(shards: Path, max_batches: int, rounds: int = 3) -> tuple[
     return ours, peer
 
 
-def run(quick: bool, pairs: int | None = None) -> list[dict]:
-    pairs = pairs or (40_000 if quick else WMT14_PAIRS)
-    vocab = 8000 if quick else 37_000
-    info, wall, peak, cpu = tokenize_and_shard(pairs, vocab)
+def run(
+    quick: bool, pairs: int | None = None, tiny: bool = False, full: bool = False
+) -> list[dict]:
+    """The figures (module doc). Corpus size: ``pairs`` if given, else WMT14's with ``full``,
+    a tenth of it by default, 40k pairs ``quick``, 2k ``tiny`` (the unit test)."""
+    if not pairs:
+        pairs = 2_000 if tiny else 40_000 if quick else WMT14_PAIRS if full else DEFAULT_PAIRS
+    vocab = 500 if tiny else 8000 if quick else 37_000
+    rounds = 1 if tiny else 3
+    info, wall, peak, cpu, work = tokenize_and_shard(
+        pairs, vocab, TINY_TYPES if tiny else WORD_TYPES
+    )
     where = f"{pairs:,} pairs, {vocab} BPE, {os.cpu_count()} CPUs"
     figures = [
         {
-            "name": "tokenize + shard wall time (WMT14 size)",
+            "name": f"tokenize + shard wall time, {pairs:,} pairs",
             "unit": "s",
             "aiayn": _stats([wall]),
             "peer": None,
@@ -299,18 +324,19 @@ def run(quick: bool, pairs: int | None = None) -> list[dict]:
             f"{info['pairs']:,} train pairs kept, {info['dropped']:,} dropped (> 256 tokens)",
         },
         {
-            "name": "tokenize + shard peak memory",
+            "name": f"tokenize + shard peak memory, {pairs:,} pairs",
             "unit": "GB",
             "aiayn": _stats([peak / 1e9]),
             "peer": None,
             "peer_name": None,
             "ratio": None,
             "ratio_meaning": "",
-            "notes": f"{where}; target <= 8 GB; ru_maxrss of the process (threads included)",
+            "notes": f"{where}; target <= 8 GB; VmHWM of the process (threads included)",
         },
     ]
-    shards = CACHE / f"tok-{pairs}-0" / f"work-{vocab}" / "shards"
-    ours, peer = loader_throughput(shards, max_batches=200 if quick else 3000)
+    shards = work / "shards"
+    max_batches = 20 if tiny else 200 if quick else 3000
+    ours, peer = loader_throughput(shards, max_batches, rounds)
     figures.append(
         {
             "name": "loader throughput from memory-mapped shards",
@@ -321,7 +347,7 @@ def run(quick: bool, pairs: int | None = None) -> list[dict]:
             "ratio": statistics.median(ours) / statistics.median(peer),
             "ratio_meaning": "aiayn / peer tokens per second (higher is better)",
             "notes": "non-pad src+tgt tokens per second, budget 4096, CPU tensors, same "
-            "batches for both, 3 alternating rounds; target >= 1M tokens/s",
+            f"batches for both, {rounds} alternating round(s); target >= 1M tokens/s",
         }
     )
     return figures
@@ -330,14 +356,16 @@ def run(quick: bool, pairs: int | None = None) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--pairs", type=int, default=None, help="corpus size (default WMT14's)")
+    ap.add_argument("--tiny", action="store_true", help="smallest sizes (the unit test)")
+    ap.add_argument("--full", action="store_true", help="WMT14 size (default: a tenth)")
+    ap.add_argument("--pairs", type=int, default=None, help="corpus size (overrides the above)")
     ap.add_argument("--child", nargs=3, metavar=("CLEAN", "WORK", "VOCAB"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         clean, work, vocab = args.child
         _child(Path(clean), Path(work), int(vocab))
         return
-    print(json.dumps(run(args.quick, args.pairs), indent=2))
+    print(json.dumps(run(args.quick, args.pairs, tiny=args.tiny, full=args.full), indent=2))
 
 
 if __name__ == "__main__":

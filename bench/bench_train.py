@@ -242,20 +242,23 @@ def measure(cfg, vocab_size: int, max_tokens: int, seq_len: int, warmup: int, ro
     return rates, batch
 
 
-def run(quick: bool) -> list[dict]:
-    """The figures (see the module docstring)."""
+def run(quick: bool, tiny: bool = False) -> list[dict]:
+    """The figures (see the module docstring); ``tiny``: demo dims only, a 1k vocabulary
+    and a 256-token batch (the unit test)."""
     import torch
 
     from aiayn.model import PAD, PRESETS
     from aiayn.model_info import train_flops
 
     # (label, preset, vocab, max_tokens, seq_len, warmup, rounds)
-    if quick:
+    if tiny:
+        cases = [("demo", "demo", 1000, 256, 16, 1, 2)]
+    elif quick:
         cases = [("demo", "demo", 3000, 1024, 32, 1, 3), ("base", "base", 37000, 128, 32, 1, 2)]
     else:
         cases = [("demo", "demo", 3000, 2048, 32, 2, 9), ("base", "base", 37000, 1024, 32, 1, 5)]
     threads = torch.get_num_threads()
-    mm = matmul_rate(repeats=3 if quick else 9)
+    mm = matmul_rate(repeats=3 if quick or tiny else 9)
     figures = [
         {
             "name": "fp32 matmul rate (1024^3)",
@@ -314,7 +317,7 @@ def run(quick: bool) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    print(json.dumps(run(quick="--quick" in argv), indent=2))
+    print(json.dumps(run(quick="--quick" in argv, tiny="--tiny" in argv), indent=2))
 
 
 if __name__ == "__main__":
