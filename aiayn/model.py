@@ -62,7 +62,7 @@ PRESETS: dict[str, ModelConfig] = {
         dropout=0.1,
         attention_dropout=0.0,
         activation_dropout=0.0,
-        norm="post",
+        norm="pre",
         tie_embeddings=True,
         max_positions=512,
     ),
@@ -180,7 +180,22 @@ def attend(
 
     q (B, h, T, d_k), k and v (B, h, S, d_k), mask (B, 1, 1, S) bool (True: may attend) or
     None; returns (B, h, T, d_k).
+
+    Under bf16 autocast on CPU the attention itself runs in float32: PyTorch's CPU bf16
+    attention backward is many times slower than float32, while the projections around it
+    (the bulk of the FLOPs) keep running in bf16 on the CPU's matrix units.
     """
+    if q.dtype == torch.bfloat16 and q.device.type == "cpu":
+        with torch.autocast("cpu", enabled=False):
+            out = F.scaled_dot_product_attention(
+                q.float(),
+                k.float(),
+                v.float(),
+                attn_mask=mask,
+                dropout_p=dropout,
+                is_causal=is_causal,
+            )
+        return out.to(torch.bfloat16)
     return F.scaled_dot_product_attention(
         q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=is_causal
     )

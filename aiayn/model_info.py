@@ -134,7 +134,8 @@ def activation_bytes(
     in fp32 with mean and rstd, each dropout mask (CUDA: one byte per element; CPU: the
     scaled noise, in the dtype of its input); the output projection's input and fp32
     log-probabilities (V) per target token. Assumes a fused attention kernel
-    (flash/memory-efficient SDPA: no S x S matrix is kept).
+    (flash/memory-efficient SDPA: no S x S matrix is kept); on CPU under bf16 attention runs
+    in fp32, so its Q, K, V and output are kept at 4 bytes.
     """
     D, Fd, V = cfg.d_model, cfg.d_ff, vocab_size
     h = BYTES[precision]
@@ -151,6 +152,10 @@ def activation_bytes(
     memory = 0 if half else D * h  # fp32: one encoder output shared by every layer
     embed = 8 + embed_drop * D  # token ids (int64) and the embedding dropout mask
     final_ln = ln if cfg.norm == "pre" else 0
+    if half and not cuda:  # CPU runs attention in fp32 (aiayn.model.attend): Q, K, V, output
+        enc_layer += 4 * D * (4 - h)
+        dec_layer += 6 * D * (4 - h)
+        cross_kv += 2 * D * (4 - h)
     src = src_tokens * (
         embed + cfg.encoder_layers * enc_layer + cfg.decoder_layers * cross_kv + memory + final_ln
     )
