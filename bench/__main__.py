@@ -9,7 +9,9 @@ Modes (how big the workloads are):
   ``.cache/bench``);
 - ``--tiny``: smaller than quick, for the unit test (proves wiring, not speed).
 
-``--only train decode ...`` runs some of them (names: see :data:`bench.BENCHMARKS`).
+``--only train decode ...`` runs some of them (names: see :data:`bench.BENCHMARKS`);
+``--threads N`` sets torch's thread count (on a machine busy with other work, 1 gives
+steadier figures).
 Each benchmark runs in this process, one after another; one that fails is reported in the
 JSON and the markdown and the others still run (exit status 1). Figures are checked
 against the schema (:func:`bench.report.check_figure`).
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
+import os
 import shlex
 import sys
 import time
@@ -46,6 +49,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         metavar="NAME",
         choices=list(BENCHMARKS),
         help=f"run only these ({', '.join(BENCHMARKS)})",
+    )
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch threads (0: torch's default). On a busy machine 1 gives steadier figures: "
+        "with every core taken, multi-threaded small operations wait on each other",
     )
     ap.add_argument(
         "--out",
@@ -103,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_info()
     import torch
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # for the benchmarks' children
     machine["torch_threads"] = torch.get_num_threads()
     benchmarks, figures = {}, []
     for name in names:

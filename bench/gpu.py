@@ -11,7 +11,7 @@ What it measures, in this order, each against a time budget (``--budget``, defau
    next to the datasheet peak of known GPUs (:data:`aiayn.train.flops.GPU_PEAK_TFLOPS`:
    H200/H100/A100/L4/T4/V100/P100 and more);
 2. for each preset (base, big) and precision (bf16, fp16): the largest ``max_tokens`` per
-   micro-batch that trains without running out of memory (descending candidates, 65536
+   micro-batch that trains without running out of memory (descending candidates, 131072
    first; an OOM frees the memory and tries the next), then target tokens/s of
    :meth:`aiayn.train.trainer.Trainer.train_step` there (the trainer's real step: autocast,
    label-smoothed loss, fused Adam, the fp16 loss scaler) over a few timed rounds, and the
@@ -44,12 +44,14 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from bench.report import ROOT, build_report, check_figure, machine_info, now_utc, write_report
 
 VOCAB = 37_000  # the paper's shared EN-DE BPE vocabulary
-MAX_TOKENS = (65536, 49152, 32768, 24576, 16384, 12288, 8192, 6144, 4096, 3072, 2048, 1024, 512)
+# max_tokens candidates, tried largest first
+MAX_TOKENS = (131072, 98304, 65536, 49152, 32768, 24576, 16384, 12288, 8192, 6144, 4096, 2048)
 
 
 def _stats(xs: list[float]) -> dict:
@@ -255,11 +257,11 @@ def train_case(model, preset: str, prec_name: str, device, args, case_deadline: 
         new_trainer()
 
     new_trainer()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
     size, failed = largest_fitting(args.max_tokens, try_size, on_oom, args.simulate_oom_above)
     if size is None:
         raise RuntimeError(f"no max_tokens in {sorted(args.max_tokens)} fits in memory")
+    if device.type == "cuda":  # the peak of the size that fits, not of the failed tries
+        torch.cuda.reset_peak_memory_stats(device)
     trainer, b = state["trainer"], batch_of(size)
     sync(device)
     t = time.perf_counter()
@@ -315,7 +317,7 @@ def train_case(model, preset: str, prec_name: str, device, args, case_deadline: 
             )
         )
     del state["trainer"], trainer, b
-    return figs, size
+    return figs
 
 
 # ----------------------------------------------------------------------------- decoding
@@ -543,19 +545,20 @@ def main(argv: list[str] | None = None) -> int:
     # 2. training: the budget up to 65% of the run, shared by the remaining cases
     cases = [(p, q) for p in args.presets for q in args.precisions]
     train_end = clock.t0 + 0.65 * args.budget
+    models: dict = {}  # one model per preset, shared by its precisions (fp32 weights)
+
+    def train_one(preset: str, prec: str, case_deadline: float) -> list[dict]:
+        if preset not in models:
+            torch.manual_seed(0)
+            models[preset] = Transformer(PRESETS[preset], args.vocab).to(device)
+        mm_prec = mm.get(prec, {})
+        return train_case(models[preset], preset, prec, device, args, case_deadline, mm_prec)
+
     for preset in args.presets:
-        torch.manual_seed(0)
-        model = Transformer(PRESETS[preset], args.vocab).to(device)
         for prec in args.precisions:
             left = cases.index((preset, prec))
             share = (train_end - time.perf_counter()) / max(1, len(cases) - left)
             case_deadline = time.perf_counter() + max(share, 5.0)
-
-            def one(preset=preset, prec=prec, model=model, case_deadline=case_deadline):
-                figs, _ = train_case(
-                    model, preset, prec, device, args, case_deadline, mm.get(prec, {})
-                )
-                return figs
 
             if clock.left() < 30:
                 run.benchmarks[f"train {preset} {prec}"] = {
@@ -566,9 +569,9 @@ def main(argv: list[str] | None = None) -> int:
                     "skipped": "out of time budget",
                 }
                 continue
-            run.case(f"train {preset} {prec}", one)
+            run.case(f"train {preset} {prec}", partial(train_one, preset, prec, case_deadline))
             free_memory(device)
-        del model
+        models.clear()
         free_memory(device)
 
     # 3. decoding, with what is left (keeping a margin)

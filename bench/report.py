@@ -222,7 +222,7 @@ def fmt(x: float | None) -> str:
 def _cell(s: dict | None) -> str:
     if s is None:
         return ""
-    if s["min"] == s["max"]:
+    if fmt(s["min"]) == fmt(s["max"]):
         return fmt(s["median"])
     return f"{fmt(s['median'])} ({fmt(s['min'])}–{fmt(s['max'])})"
 
