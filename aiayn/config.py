@@ -70,6 +70,9 @@ class DataConfig:
 class CleanConfig:
     """``clean``: per-pair filters, deduplication and dev/test decontamination."""
 
+    strip_html: bool = param(
+        True, help="remove HTML tags, then unescape HTML entities (before the other steps)"
+    )
     unicode_nfc: bool = param(True, help="Unicode NFC normalisation")
     remove_control: bool = param(True, help="remove control and zero-width characters")
     collapse_whitespace: bool = param(True, help="collapse runs of whitespace, strip ends")

@@ -101,24 +101,133 @@ SPECIALS = (
     "ab Z \n\n  \t\r\x01\x1f\x85\xa0\u00ad\u200b\u200d\u2028\u3000\u2000\ufeff"
     "e\u0301\u0327\u0316\u05b0A\u030a\u212b\u1100\u1161\u11a8\uac00\u0958\u0f73\U0001d15e"
     "\U0001d165\U0002f800\U0001f600äß„“\ufffd"
+    "<>&;#/=\"'xbrpna013"  # HTML: tags and entities from single characters
 )
+# Whole tags and entities, which single characters rarely spell: ones that unescape to a
+# space, a break, a control, an invisible or a combining character test the step order.
+HTML_TOKENS = (
+    "<br>", "<br />", "</p>", "<b>", "</b>", '<a href="u v">', "<a x=1 y>", "&nbsp;", "&amp;",
+    "&lt;", "&gt;", "&#10;", "&#13;", "&#x85;", "&#133;", "&#x2028;", "&#x301;", "&#8203;",
+    "&#0;", "&#xD800;", "&shy;", "&amp", "&noti;", "&foo;", "&#x1D165;",
+)  # fmt: skip
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(
-    text=st.text(alphabet=st.sampled_from(SPECIALS), max_size=40),
-    flags=st.tuples(st.booleans(), st.booleans(), st.booleans()),
+    text=st.lists(st.sampled_from([*SPECIALS, *HTML_TOKENS]), max_size=30).map("".join),
+    flags=st.tuples(st.booleans(), st.booleans(), st.booleans(), st.booleans()),
 )
 def test_fast_normalisation_equals_the_per_line_definition(text, flags):
     """normalize_text (one regex scan, per-line work only where needed) and the bytes path
-    of the pair loop both equal normalize_line applied to every line."""
-    cfg = CleanConfig(unicode_nfc=flags[0], remove_control=flags[1], collapse_whitespace=flags[2])
-    want = [cl.normalize_line(line, cfg) for line in text.split("\n")]
+    of the pair loop both equal normalize_line applied to every line, and count exactly
+    the lines that strip_html changes."""
+    cfg = CleanConfig(
+        unicode_nfc=flags[0],
+        remove_control=flags[1],
+        collapse_whitespace=flags[2],
+        strip_html=flags[3],
+    )
+    raw = text.split("\n")
+    want = [cl.normalize_line(line, cfg) for line in raw]
+    html = [k for k, line in enumerate(raw) if cfg.strip_html and cl.strip_html(line) != line]
     assert cl.normalize_text(text, cfg).split("\n") == want
     data = text.encode()
-    lines, _, _ = cl._normalized_bytes(data + b"\n", cfg)
+    lines, _, _, html_lines = cl._normalized_bytes(data + b"\n", cfg)
     assert lines == [w.encode() for w in want]
-    assert normalize_block(data + b"\n", cfg).lines == want
+    assert html_lines == html
+    d = normalize_block(data + b"\n", cfg)
+    assert d.lines == want and list(d.html_lines) == html
+
+
+# ----------------------------------------------------------------------------- HTML
+
+
+@pytest.mark.parametrize(
+    "raw, want",
+    [
+        ("the city council met <br>", "the city council met"),
+        ("the city council met <br />", "the city council met"),
+        ("the city council met <BR/>", "the city council met"),
+        ("der Rat tagte </p>", "der Rat tagte"),
+        ("der Rat tagte </div>", "der Rat tagte"),
+        ("a&nbsp;b", "a b"),
+        ("the&nbsp;city council", "the city council"),
+        ('<a href="http://x/y.html">the city council</a>', "the city council"),
+        ("<a href='/x' class=nav target=\"_blank\">Hotel</a> Berlin", "Hotel Berlin"),
+        ("<b>the city council</b>", "the city council"),
+        ("<p>the city council</p>", "the city council"),
+        ("<strong>der Rat</strong>", "der Rat"),
+        ("<li>der Rat</li>", "der Rat"),
+        ('<span style="color: red">der Rat</span>', "der Rat"),
+        ("Kosten &amp; Nutzen", "Kosten & Nutzen"),
+        ("weiter &gt;&gt;", "weiter >>"),
+        ("Punkt &#8226;", "Punkt \u2022"),
+        ("Punkt &#x2022;", "Punkt \u2022"),
+        ("mehr &raquo;", "mehr \u00bb"),
+        ("wo<b>rd</b>", "word"),  # inline tags join, block tags separate
+        ("eins<br>zwei<p>drei</li>vier", "eins zwei drei vier"),
+        ("&lt;b&gt; is a tag", "<b> is a tag"),  # tags first, then entities: not re-stripped
+    ],
+)
+def test_html_is_stripped(raw, want):
+    d = normalize_block((raw + "\n").encode(), CleanConfig())
+    assert d.lines == [want] and d.html_lines == (0,)
+    assert cl.normalize_line(raw, CleanConfig()) == want
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "3 < 4",
+        "<3",
+        "a<b",  # never closed
+        "x << y >> z",
+        "a <= b and c >= d",
+        "< b >",  # no name right after "<"
+        "<1a>",  # a name starts with a letter
+        "<>",
+        "AT&T and Q&A",
+        "?id=3&para=1&amp",  # no ";": not unescaped
+        "&foo; &noti;",  # no such entity
+        "& ; &#; &#x;",
+    ],
+)
+def test_text_that_is_not_html_is_kept(text):
+    d = normalize_block((text + "\n").encode(), CleanConfig())
+    assert d.lines == [text] and d.html_lines == ()
+
+
+@pytest.mark.parametrize(
+    "raw, want",
+    [
+        ("Cafe&#x301; au lait", "Café au lait"),  # NFC after unescaping
+        ("zero&#8203;width &shy;soft", "zerowidth soft"),  # invisible: deleted
+        ("tab&#9;here", "tab here"),  # control: a space
+        ("bell&#7;here", "bellhere"),  # html.unescape drops C0 controls but tab, LF, FF, CR
+        ("one&#10;two&#13;three&#x2028;four", "one two three four"),  # breaks: one line
+        ("nul &#0; &#xD800; &#1114112;", "nul \ufffd \ufffd \ufffd"),  # HTML5 rules
+        ("huge &#" + "9" * 5000 + "; &#x" + "f" * 5000 + ";", "huge \ufffd \ufffd"),
+        ("padded &#000000000038; &#x0000000026;", "padded & &"),
+        ("cp1252 &#128; &#x85;", "cp1252 \u20ac \u2026"),
+        ("a &nbsp; &nbsp; b", "a b"),  # unescaped NBSPs are collapsed
+    ],
+)
+def test_html_unescapes_before_the_other_steps(raw, want):
+    d = normalize_block((raw + "\nnext\n").encode(), CleanConfig())
+    assert d.lines == [want, "next"]
+
+
+def test_strip_html_off_leaves_html(tmp_path):
+    cfg = CleanConfig(strip_html=False)
+    raw = '<a href="x">Kosten &amp; Nutzen</a><br>&nbsp;&#10;'
+    d = normalize_block((raw + "\n").encode(), cfg)
+    assert d.lines == [raw] and d.html_lines == ()
+    assert cl.normalize_line(raw, cfg) == raw
+    pair = ("the <b>old</b> house stands here", "das alte Haus steht &amp; hier")
+    report, train, _ = run_clean(tmp_path, cfg, corpora={"commoncrawl": [pair]})
+    assert train == [pair]
+    assert report["total"]["html"] == {"en_lines": 0, "de_lines": 0, "pairs": 0}
+    assert "strip_html is off" in (tmp_path / "reports/data.md").read_text()
 
 
 @pytest.mark.parametrize(
@@ -329,7 +438,7 @@ def test_parallel_equals_serial(tmp_path, monkeypatch):
     pairs = [
         (f"pair number {i % 37} is here", f"Paar Nummer {i % 37} ist hier") for i in range(150)
     ]
-    pairs += [("", "x"), ("dev source one here", "y z w")] * 5
+    pairs += [("", "x"), ("dev source one here", "y z w"), ("<br>&nbsp;", "&#8203;")] * 5
     corpora = {"europarl-v7": pairs, "commoncrawl": pairs[::-1]}
     serial = run_clean(tmp_path / "s", CleanConfig(workers=1), corpora=corpora)
     monkeypatch.setattr(cl, "PARALLEL_MIN_PAIRS", 0)
@@ -337,6 +446,7 @@ def test_parallel_equals_serial(tmp_path, monkeypatch):
     parallel = run_clean(tmp_path / "p", CleanConfig(workers=2), corpora=corpora)
     assert parallel[0] == serial[0] and parallel[1] == serial[1]
     assert len(serial[1]) == 37
+    assert serial[0]["total"]["html"] == {"en_lines": 10, "de_lines": 10, "pairs": 10}
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -420,3 +530,108 @@ def test_params_min_words_above_max_words_names_the_key():
         ConfigError, match=r"clean\.min_words must be <= clean\.max_words=250; got 300"
     ):
         params_from_dict(d, "p.yaml")
+
+
+# ----------------------------------------------------------------------------- HTML report
+
+
+def test_html_counts_in_the_report(tmp_path):
+    """Input lines strip_html changed, per corpus and side, before any filter; pairs with
+    either side changed; dev and test too."""
+    corpora = {
+        "europarl-v7": [
+            GOOD,
+            ("the <b>new</b> house stands here", "das neue Haus steht hier"),  # en
+            ("the new house stands here", "das neue Haus steht hier"),  # = the one above
+            ("<br>", "leer"),  # en; then dropped as empty: still counted
+            ("a &amp; b here", "a &amp; b hier"),  # both sides
+        ],
+        "commoncrawl": [
+            ("the <b>new</b> house stands here", "das neue Haus steht hier"),  # a duplicate
+            ("3 < 4 is true", "3 < 4 ist wahr"),  # no HTML
+            ("one more line", "noch eine Zeile &raquo;"),  # de
+        ],
+    }
+    dev = [("dev&nbsp;one", "Dev eins"), ("plain", "schlicht")]
+    test = [("t", "<p>t</p>"), ("u", "&#8226; u")]
+    report, train, out = run_clean(tmp_path, corpora=corpora, dev=dev, test=test)
+    c = report["corpora"]
+    assert c["europarl-v7"]["html"] == {"en_lines": 3, "de_lines": 1, "pairs": 3}
+    assert c["commoncrawl"]["html"] == {"en_lines": 1, "de_lines": 1, "pairs": 2}
+    assert report["total"]["html"] == {"en_lines": 4, "de_lines": 2, "pairs": 5}
+    assert report["dev"]["html"] == {"en_lines": 1, "de_lines": 0, "pairs": 1}
+    assert report["test"]["html"] == {"en_lines": 0, "de_lines": 2, "pairs": 2}
+    assert c["europarl-v7"]["dropped"]["empty"] == 1
+    assert c["europarl-v7"]["dropped"]["duplicate"] == 1  # equal once stripped
+    assert c["commoncrawl"]["dropped"]["duplicate"] == 1
+    assert ("a & b here", "a & b hier") in train
+    assert ("one more line", "noch eine Zeile \u00bb") in train
+    assert paths.clean_split("dev", "en", out).read_text() == "dev one\nplain\n"
+    assert paths.clean_split("test", "de", out).read_text() == "t\n\u2022 u\n"
+    md = (tmp_path / "reports/data.md").read_text()
+    table = md.split("## HTML")[1]
+    assert "| corpus | en_lines | de_lines | pairs |" in table
+    for row in (
+        "| europarl-v7 | 3 | 1 | 3 |",
+        "| commoncrawl | 1 | 1 | 2 |",
+        "| total | 4 | 2 | 5 |",
+        "| dev | 1 | 0 | 1 |",
+        "| test | 0 | 2 | 2 |",
+    ):
+        assert row in table
+
+
+def test_demo_html_noise_is_all_stripped(tmp_path):
+    """On the demo corpus (generate_demo + finalize_raw + clean): the lines stripped are
+    exactly the generator's HTML lines, one pair per injected ``html`` noise pair, and no
+    kept line holds a tag or an entity (with strip_html off, some do)."""
+    from aiayn.config import DemoConfig
+    from aiayn.data import demo
+    from aiayn.data.download import finalize_raw
+
+    corpora = ["europarl-v7", "commoncrawl", "news-commentary-v9"]
+    dcfg = DemoConfig(seed=11, train_pairs=3000, dev_pairs=60, test_pairs=80, noise=0.2)
+    summary = demo.generate_demo(dcfg, tmp_path / "staging", corpora)
+    raw = tmp_path / "raw"
+    finalize_raw(
+        tmp_path / "staging",
+        raw,
+        source="demo",
+        corpora=corpora,
+        dev_segments=dcfg.dev_pairs,
+        test_segments=dcfg.test_pairs,
+    )
+
+    def run(cfg: CleanConfig, name: str) -> tuple[dict, list[str]]:
+        out = tmp_path / name
+        report = clean(cfg, raw, out, tmp_path / f"{name}.json", tmp_path / f"{name}.md")
+        kept = [
+            line
+            for lang in ("en", "de")
+            for line in paths.clean_split("train", lang, out).read_text("utf-8").splitlines()
+        ]
+        return report, kept
+
+    report, kept = run(CleanConfig(), "on")
+    injected = 0
+    for name in corpora:
+        html = report["corpora"][name]["html"]
+        en = paths.raw_train(name, "en", raw).read_text("utf-8").splitlines()
+        de = paths.raw_train(name, "de", raw).read_text("utf-8").splitlines()
+        has = demo.HTML_RE.search
+        marked = [(bool(has(e)), bool(has(d))) for e, d in zip(en, de, strict=True)]
+        assert html["en_lines"] == sum(a for a, _ in marked)
+        assert html["de_lines"] == sum(b for _, b in marked)
+        assert html["pairs"] == sum(a or b for a, b in marked)
+        assert html["pairs"] == summary["corpora"][name]["noise"]["html"]
+        injected += html["pairs"]
+    assert injected == summary["noise"]["html"] > 50
+    assert report["total"]["html"]["en_lines"] > 0 and report["total"]["html"]["de_lines"] > 0
+    assert report["dev"]["html"]["pairs"] == report["test"]["html"]["pairs"] == 0
+    assert report["dev"]["lines"] == dcfg.dev_pairs and report["test"]["lines"] == dcfg.test_pairs
+    tag_or_entity = re.compile(r"</?[A-Za-z][^>]*>|&#?[A-Za-z0-9]+;")
+    assert kept and not any(tag_or_entity.search(s) for s in kept)
+
+    off, kept_off = run(CleanConfig(strip_html=False), "off")
+    assert off["total"]["html"] == {"en_lines": 0, "de_lines": 0, "pairs": 0}
+    assert sum(bool(tag_or_entity.search(s)) for s in kept_off) > 50

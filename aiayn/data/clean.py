@@ -4,13 +4,21 @@ Normalisation (train, dev and test alike), per side, in this order:
 
 1. bytes are decoded as UTF-8; invalid bytes become U+FFFD and are counted (lines and
    replacements, per corpus and side);
-2. characters that other tools treat as line breaks (``\\r``, ``\\v``, ``\\f``, ``\\x1c-\\x1e``,
+2. ``strip_html`` (see :func:`strip_html`): HTML/XML tags are removed (block-level and
+   line-break tags such as ``<br>``, ``</p>``, ``<li>`` become a space, inline ones such as
+   ``<a href=...>``, ``<b>``, ``<span>`` nothing; a ``<`` that does not open a tag, as in
+   ``3 < 4`` or ``<3``, stays), then HTML entities ending in ``;`` (named, decimal, hex:
+   ``&nbsp;``, ``&amp;``, ``&#8226;``, ``&#x2022;``) are unescaped as :func:`html.unescape`
+   does; an unescaped line feed becomes a space. Lines this changes are counted per corpus
+   and side (and pairs with either side changed). Unescaped NBSPs, controls and combining
+   marks then go through the steps below like any other character;
+3. characters that other tools treat as line breaks (``\\r``, ``\\v``, ``\\f``, ``\\x1c-\\x1e``,
    ``\\x85``, U+2028, U+2029) always become a space, so every reader sees the same lines;
-3. ``remove_control``: other C0/C1 control characters (tab included) become a space;
+4. ``remove_control``: other C0/C1 control characters (tab included) become a space;
    zero-width and invisible format characters (U+200B-U+200F, U+2060-U+2064, U+FEFF,
    soft hyphen, bidi embeddings and isolates, ...) are deleted;
-4. ``unicode_nfc``: Unicode NFC;
-5. ``collapse_whitespace``: runs of whitespace become one space, ends are stripped.
+5. ``unicode_nfc``: Unicode NFC;
+6. ``collapse_whitespace``: runs of whitespace become one space, ends are stripped.
 
 Dev and test are normalised only, never filtered (line counts are preserved). Training pairs
 then go through the filters below, **in this order; a pair dropped by several filters is
@@ -44,6 +52,8 @@ from __future__ import annotations
 import bisect
 import functools
 import hashlib
+import html
+import html.entities
 import itertools
 import json
 import os
@@ -72,6 +82,8 @@ FILTER_HELP = {
     "contaminated": "a side equals a dev or test segment",
     "duplicate": "the pair repeats an earlier kept pair",
 }
+# Counts of lines strip_html changed: per side, and pairs with either side changed.
+HTML_KEYS = ("en_lines", "de_lines", "pairs")
 CHUNK_PAIRS = 20_000  # pairs per work item
 PARALLEL_MIN_PAIRS = 200_000  # fewer training pairs than this: clean in-process (no pool)
 
@@ -89,19 +101,73 @@ _CONTROL_RE = re.compile(f"[{_BREAKS}{_CONTROLS}]")
 _INVISIBLE_RE = re.compile(f"[{_INVISIBLE}]")
 
 
+# An HTML/XML tag: "<", optional "/", a letter-led name, attributes (name, name=value,
+# name="value", name='value'), optional "/", ">". Never a bare "<" ("a < b", "<3", "<<").
+# Each attribute is an atomic group, so a failed match costs linear time.
+_TAG_RE = re.compile(
+    r"""<(/?)([A-Za-z][A-Za-z0-9:._-]*)"""
+    r"""(?>\s+[^\s"'<>/=]+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'<>=`]+))?)*\s*/?>"""
+)
+# Tags a browser renders as a break between words (a space here); other tags (a, b, span,
+# strong, em, font, ...) vanish without one, so "wo<b>rd</b>" stays one word.
+_BLOCK_TAGS = frozenset(
+    "address article aside blockquote body br dd div dl dt figcaption figure footer form h1 "
+    "h2 h3 h4 h5 h6 head header hr html li main nav ol option p pre section table tbody td "
+    "tfoot th thead title tr ul".split()
+)
+# Character references that end in ";": named, decimal, hex.
+_ENTITY_RE = re.compile(r"&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);")
+
+
+def _tag_repl(m: re.Match) -> str:
+    return " " if m.group(2).lower() in _BLOCK_TAGS else ""
+
+
+def _entity_repl(m: re.Match) -> str:
+    ref = m.group()
+    if ref[1] == "#":
+        if len(ref[2:-1].lstrip("xX0")) > 7:  # > U+10FFFF; int() refuses > 4300 digits
+            return "\ufffd"
+        return html.unescape(ref)  # HTML5 rules: &#0;, surrogates, > U+10FFFF -> U+FFFD, ...
+    return html.entities.html5.get(ref[1:], ref)  # unknown names stay as they are
+
+
+def strip_html(line: str) -> str:
+    """Step 2 of the module docstring: remove tags, then unescape entities ending in ``;``.
+
+    Only entities with their ``;`` are unescaped (``&amp;`` yes, ``&amp`` and ``&para=1`` of
+    a URL no); an unescaped line feed (``&#10;``) becomes a space, so a line stays a line.
+    """
+    if "<" in line:
+        line = _TAG_RE.sub(_tag_repl, line)
+    if "&" in line:
+        line = _ENTITY_RE.sub(_entity_repl, line)
+        if "\n" in line:
+            line = line.replace("\n", " ")
+    return line
+
+
 class Decoded(NamedTuple):
-    """Normalised lines of a block of text, and what decoding had to replace."""
+    """Normalised lines of a block of text, and what decoding and normalisation changed."""
 
     lines: list[str]
     invalid_lines: int  # lines with at least one invalid UTF-8 sequence
     replacements: int  # U+FFFD characters inserted for invalid bytes
+    html_lines: tuple[int, ...] = ()  # indices of the lines that strip_html changed
 
 
 def normalize_line(line: str, cfg: CleanConfig) -> str:
-    """Steps 2-5 of the module docstring on one line: the definition of normalisation.
+    """Steps 2-6 of the module docstring on one line: the definition of normalisation.
 
     :func:`normalize_text` computes the same for many lines at once, faster.
     """
+    if cfg.strip_html:
+        line = strip_html(line)
+    return _normalize_chars(line, cfg)
+
+
+def _normalize_chars(line: str, cfg: CleanConfig) -> str:
+    """Steps 3-6 of the module docstring on one line."""
     if cfg.remove_control:
         line = _INVISIBLE_RE.sub("", _CONTROL_RE.sub(" ", line))
     else:
@@ -156,9 +222,9 @@ _ASTRAL_RE = re.compile("[\U00010000-\U0010ffff]")
 
 
 @functools.cache
-def _special_re(remove_control: bool, nfc: bool, collapse: bool) -> re.Pattern:
+def _special_re(remove_control: bool, nfc: bool, collapse: bool, html_: bool) -> re.Pattern:
     """Characters (in the BMP) that make a line need :func:`normalize_line`."""
-    body = _BREAKS
+    body = _BREAKS + ("<&" if html_ else "")
     if remove_control:
         body += _CONTROLS + _INVISIBLE
     if nfc:
@@ -174,23 +240,39 @@ def _line_index(lines: list[str], positions: list[int]) -> list[int]:
     return sorted({bisect.bisect_right(starts, pos) - 1 for pos in positions})
 
 
-def _fix_special(text: str, cfg: CleanConfig, astral: bool | None) -> str:
+def _fix_special(text: str, cfg: CleanConfig, astral: bool | None) -> tuple[str, list[int]]:
     """:func:`normalize_line` on the lines of ``text`` that hold a special character.
 
-    One regex scan finds them (control, invisible, NFC-sensitive, non-ASCII space); other
-    lines need at most the collapse of ASCII spaces, which the callers do per line.
+    One regex scan finds them (control, invisible, NFC-sensitive, non-ASCII space; with
+    ``strip_html`` also ``<`` and ``&``); other lines need at most the collapse of ASCII
+    spaces, which the callers do per line. Returns (text, indices of the lines that
+    :func:`strip_html` changed).
     """
-    rx = _special_re(cfg.remove_control, cfg.unicode_nfc, cfg.collapse_whitespace)
+    html_ = cfg.strip_html
+    rx = _special_re(cfg.remove_control, cfg.unicode_nfc, cfg.collapse_whitespace, html_)
     hits = [m.start() for m in rx.finditer(text)]
     if cfg.unicode_nfc and (_ASTRAL_RE.search(text) if astral is None else astral):
         sensitive = _nfc_sensitive()[1]
         hits += [m.start() for m in _ASTRAL_RE.finditer(text) if m.group() in sensitive]
     if not hits:
-        return text
+        return text, []
     lines = text.split("\n")
+    changed = []
     for k in _line_index(lines, hits):
-        lines[k] = normalize_line(lines[k], cfg)
-    return "\n".join(lines)
+        line = lines[k]
+        if html_:  # = normalize_line, counting what strip_html changes
+            stripped = strip_html(line)
+            if stripped != line:
+                changed.append(k)
+            line = stripped
+        lines[k] = _normalize_chars(line, cfg)
+    return "\n".join(lines), changed
+
+
+def _collapse_ascii(text: str) -> str:
+    """Collapse ASCII spaces per line: all that is left after :func:`_fix_special`."""
+    # "  " in s is a fast test.
+    return "\n".join(" ".join(s.split()) if "  " in s else s.strip(" ") for s in text.split("\n"))
 
 
 def normalize_text(text: str, cfg: CleanConfig, *, astral: bool | None = None) -> str:
@@ -198,11 +280,8 @@ def normalize_text(text: str, cfg: CleanConfig, *, astral: bool | None = None) -
 
     ``astral``: whether ``text`` may hold characters beyond U+FFFF (None: look).
     """
-    text = _fix_special(text, cfg, astral)
-    if not cfg.collapse_whitespace:
-        return text
-    # Only ASCII spaces are left to collapse; "  " in s is a fast test.
-    return "\n".join(" ".join(s.split()) if "  " in s else s.strip(" ") for s in text.split("\n"))
+    text = _fix_special(text, cfg, astral)[0]
+    return _collapse_ascii(text) if cfg.collapse_whitespace else text
 
 
 def _has_astral(data: bytes) -> bool:
@@ -236,25 +315,28 @@ def _is_utf8(b: bytes) -> bool:
 def normalize_block(data: bytes, cfg: CleanConfig) -> Decoded:
     """Decode and normalise ``data``: ``\\n``-terminated lines (the last may lack it)."""
     if not data:
-        return Decoded([], 0, 0)
+        return Decoded([], 0, 0, ())
     text, invalid, repl = _decode(data)
-    lines = normalize_text(text, cfg, astral=_has_astral(data)).split("\n")
+    text, html_lines = _fix_special(text, cfg, _has_astral(data))
+    lines = (_collapse_ascii(text) if cfg.collapse_whitespace else text).split("\n")
     if data.endswith(b"\n"):
         lines.pop()
-    return Decoded(lines, invalid, repl)
+    return Decoded(lines, invalid, repl, tuple(html_lines))
 
 
-def _normalized_bytes(data: bytes, cfg: CleanConfig) -> tuple[list[bytes], int, int]:
-    """Like :func:`normalize_block`, as UTF-8 encoded lines (what the pair loop uses)."""
+def _normalized_bytes(data: bytes, cfg: CleanConfig) -> tuple[list[bytes], int, int, list[int]]:
+    """Like :func:`normalize_block`, as UTF-8 encoded lines (what the pair loop uses), and
+    the indices of the lines that :func:`strip_html` changed."""
     if not data:
-        return [], 0, 0
+        return [], 0, 0, []
     text, invalid, repl = _decode(data)
-    lines = _fix_special(text, cfg, _has_astral(data)).encode().split(b"\n")
+    text, html_lines = _fix_special(text, cfg, _has_astral(data))
+    lines = text.encode().split(b"\n")
     if data.endswith(b"\n"):
         lines.pop()
     if cfg.collapse_whitespace:  # only ASCII spaces are left to collapse
         lines = [b" ".join(s.split()) if b"  " in s else s.strip(b" ") for s in lines]
-    return lines, invalid, repl
+    return lines, invalid, repl, html_lines
 
 
 # ----------------------------------------------------------------------------- language
@@ -310,6 +392,7 @@ class ChunkResult(NamedTuple):
     dropped: tuple[int, ...]  # per filter in FILTERS (duplicate: always 0 here)
     pairs: int  # input pairs
     invalid: tuple[int, int, int, int]  # en lines, en replacements, de lines, de replacements
+    html: tuple[int, int, int]  # lines strip_html changed: en, de, pairs with either side
 
 
 def pair_digest(en: bytes, de: bytes) -> bytes:
@@ -324,8 +407,8 @@ def clean_chunk(
 
     ``contaminants``: the normalised, UTF-8 encoded dev and test segments (both sides).
     """
-    en, en_bad, en_repl = _normalized_bytes(en_data, cfg)
-    de, de_bad, de_repl = _normalized_bytes(de_data, cfg)
+    en, en_bad, en_repl, en_html = _normalized_bytes(en_data, cfg)
+    de, de_bad, de_repl, de_html = _normalized_bytes(de_data, cfg)
     if len(en) != len(de):  # the reader guarantees this; a bug otherwise
         raise AssertionError(f"chunk with {len(en)} EN and {len(de)} DE lines")
     collapsed = cfg.collapse_whitespace
@@ -369,6 +452,7 @@ def clean_chunk(
         dropped=tuple(dropped),
         pairs=len(en),
         invalid=(en_bad, en_repl, de_bad, de_repl),
+        html=(len(en_html), len(de_html), len({*en_html, *de_html})),
     )
 
 
@@ -493,6 +577,7 @@ class CorpusStats:
             ("en_lines", "en_replacements", "de_lines", "de_replacements"), 0
         )
     )
+    html: dict[str, int] = field(default_factory=lambda: dict.fromkeys(HTML_KEYS, 0))
 
     def add(self, r: ChunkResult) -> None:
         self.input += r.pairs
@@ -500,6 +585,8 @@ class CorpusStats:
             self.dropped[name] += n
         for key, n in zip(self.invalid_utf8, r.invalid, strict=True):
             self.invalid_utf8[key] += n
+        for key, n in zip(HTML_KEYS, r.html, strict=True):
+            self.html[key] += n
 
     def merge(self, other: CorpusStats) -> None:
         self.input += other.input
@@ -508,6 +595,8 @@ class CorpusStats:
             self.dropped[k] += v
         for k, v in other.invalid_utf8.items():
             self.invalid_utf8[k] += v
+        for k, v in other.html.items():
+            self.html[k] += v
 
     def as_dict(self) -> dict:
         return {
@@ -516,6 +605,7 @@ class CorpusStats:
             "dropped": dict(self.dropped),
             "dropped_total": sum(self.dropped.values()),
             "invalid_utf8": dict(self.invalid_utf8),
+            "html": dict(self.html),
         }
 
 
@@ -577,6 +667,11 @@ def _eval_lines(
             "en_replacements": en.replacements,
             "de_lines": de.invalid_lines,
             "de_replacements": de.replacements,
+        },
+        "html": {
+            "en_lines": len(en.html_lines),
+            "de_lines": len(de.html_lines),
+            "pairs": len({*en.html_lines, *de.html_lines}),
         },
     }
     return en.lines, de.lines, stats
@@ -717,10 +812,14 @@ def _markdown(report: dict, cfg: CleanConfig) -> str:
     df.index.name = "corpus"
     df = df.astype("int64")
     df["kept %"] = (100.0 * df["kept"] / df["input"].where(df["input"] > 0)).fillna(0.0)
-    bad = pd.DataFrame({name: d["invalid_utf8"] for name, d in rows.items()}).T.astype("int64")
-    bad.index.name = "corpus"
-    for key in ("dev", "test"):
-        bad.loc[key] = pd.Series(report[key]["invalid_utf8"])
+
+    def per_set(key: str):  # one row per corpus, total, dev and test
+        t = pd.DataFrame({name: d[key] for name, d in rows.items()}).T.astype("int64")
+        t.index.name = "corpus"
+        for split in ("dev", "test"):
+            t.loc[split] = pd.Series(report[split][key])
+        return t
+
     settings = ", ".join(f"{k}={v}" for k, v in vars(cfg).items() if k != "workers")
     parts = [
         "# Training data: what cleaning kept and dropped\n",
@@ -733,6 +832,12 @@ def _markdown(report: dict, cfg: CleanConfig) -> str:
         f"Dev and test are normalised, never filtered: dev {report['dev']['lines']:,} lines, "
         f"test {report['test']['lines']:,} lines.\n",
         "## Invalid UTF-8 (replaced by U+FFFD)\n",
-        _markdown_table(bad),
+        _markdown_table(per_set("invalid_utf8")),
+        "## HTML (tags removed, entities unescaped)\n",
+        "Lines per side that `strip_html` changed, before any filter, and pairs with either "
+        "side changed"
+        + ("" if cfg.strip_html else " (strip_html is off: HTML was left as it is)")
+        + ".\n",
+        _markdown_table(per_set("html")),
     ]
     return "\n".join(parts)
