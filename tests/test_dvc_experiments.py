@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -99,28 +100,17 @@ def test_beam_size_experiment_reruns_decoding_only_and_shows_the_bleu_change(cle
 
 def test_queued_grid_runs_with_run_all(clean_workspace):
     proj = clean_workspace
-    for beam in (1, 3):
-        out(
-            [
-                "dvc",
-                "exp",
-                "run",
-                "--queue",
-                "-S",
-                f"translate.beam_size={beam}",
-                "-n",
-                f"beam{beam}",
-            ],
-            proj,
-        )
-    assert "Queued" in out(["dvc", "queue", "status"], proj)
+    earlier = set(_experiments(proj))
+    # Hydra's sweep syntax queues one experiment per value.
+    out(["dvc", "exp", "run", "--queue", "-S", "translate.beam_size=1,3"], proj)
+    assert out(["dvc", "queue", "status"], proj).count("Queued") == 2
     out(["dvc", "exp", "run", "--run-all"], proj, timeout=900)
-    exps = _experiments(proj)
+    ran = [data for name, data in _experiments(proj).items() if name not in earlier]
+    by_beam = {_exp_value(data, "params.yaml", "translate", "beam_size"): data for data in ran}
+    assert sorted(by_beam) == [1, 3] and len(ran) == 2
     for beam in (1, 3):
-        data = exps[f"beam{beam}"]
-        assert _exp_value(data, "params.yaml", "translate", "beam_size") == beam
-        assert _exp_value(data, "reports/metrics.json", "test", "lines") == 60
-        assert _exp_value(data, "reports/metrics.json", "test", "sacrebleu") >= 0
+        assert _exp_value(by_beam[beam], "reports/metrics.json", "test", "lines") == 60
+        assert _exp_value(by_beam[beam], "reports/metrics.json", "test", "sacrebleu") >= 0
     # Queued experiments run in temporary folders: the workspace is untouched.
     assert run(["git", "diff", "--quiet"], proj, ok=False).returncode == 0
     assert "Queued" not in out(["dvc", "queue", "status"], proj)
@@ -190,3 +180,19 @@ def test_set_param_with_an_unknown_key_is_named_and_leaves_the_workspace(clean_w
     run(["dvc", "checkout", "-q"], proj)
     assert "up to date" in out(["dvc", "status"], proj)
     assert (proj / "data/translations/test.de").read_bytes() == translations
+
+
+def test_plot_curves_renders_the_readme_picture(proj, tmp_path):
+    """docs/plot_curves.py: the README's picture from the run's dvclive files."""
+    import matplotlib.image
+
+    script = Path(__file__).resolve().parent.parent / "docs" / "plot_curves.py"
+    png = tmp_path / "curves.png"
+    out([sys.executable, str(script), "--out", str(png), "--title", "micro"], proj)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    image = matplotlib.image.imread(png)
+    assert image.shape[:2] == (614, 960)  # 10 x 6.4 inches at 96 dpi
+    assert image[..., :3].std() > 0.05  # not a blank canvas
+    p = run([sys.executable, str(script), "--live", "nowhere", "--out", str(png)], proj, ok=False)
+    assert p.returncode == 1
+    assert "missing input nowhere/plots/metrics/train/loss.tsv" in p.stderr

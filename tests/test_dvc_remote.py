@@ -102,6 +102,10 @@ def test_folder_remote_round_trip(proj, tmp_path):
     # ... and --allow-missing pulls everything that was pushed, then repro rebuilds the rest.
     fresh = _clone(proj, tmp_path / "fresh")
     _check_pulled_clone(proj, fresh, ["dvc", "pull", "--allow-missing"])
+    # The pulled checkpoints carry training on in the new place (a new Colab session): more
+    # steps resume from the last one instead of starting over.
+    more = out(["dvc", "exp", "run", "-S", "train.max_steps=155"], fresh)
+    assert "resuming from data/checkpoints/checkpoint_00000150.pt (step 150)" in more
 
 
 def test_pull_with_a_missing_object_fails_and_checks_out_nothing(proj, tmp_path):
