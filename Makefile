@@ -1,6 +1,10 @@
 # aiayn: two commands do everything on a fresh clone.
 #   make demo   create .venv, install, run the whole DVC pipeline on the offline demo corpus
-#   make test   create/update .venv with dev extras, run black --check, ruff and pytest
+#   make test   create/update .venv with dev extras (they include the bench peers), run
+#               black --check, ruff and pytest
+#   make bench  install the dev extras (peers included) and run bench/ side by side; BENCH_ARGS=--quick
+#               (minutes), --full (adds WMT14-scale data stages), --only NAME, --threads N.
+#               On a GPU machine, without installing anything: bash bench/gpu.sh
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -37,14 +41,9 @@ $(VENV)/.installed-dev: pyproject.toml $(CONSTRAINTS) | $(PY)
 	$(PIP_INSTALL) -e ".[dev]"
 	@touch $(VENV)/.installed $@
 
-$(VENV)/.installed-bench: pyproject.toml $(CONSTRAINTS) | $(PY)
-	$(PIP) install -q "$(TORCH_SPEC)"
-	$(PIP_INSTALL) -e ".[dev,bench]"
-	@touch $(VENV)/.installed $(VENV)/.installed-dev $@
-
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
-install-bench: $(VENV)/.installed-bench
+install-bench: $(VENV)/.installed-dev
 
 demo: $(VENV)/.installed
 	@test -d .dvc || (echo "error: .dvc/ is missing; run make demo from the repository root" >&2; exit 1)
@@ -68,7 +67,7 @@ format: $(VENV)/.installed-dev
 	$(VENV)/bin/black .
 	$(VENV)/bin/ruff check --fix .
 
-bench: $(VENV)/.installed-bench
+bench: $(VENV)/.installed-dev
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m bench $(BENCH_ARGS)
 
 # Re-pin every dependency (except torch) after editing pyproject.toml; needs network to PyPI.
