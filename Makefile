@@ -49,10 +49,11 @@ demo: $(VENV)/.installed
 	@test -d .dvc || (echo "error: .dvc/ is missing; run make demo from the repository root" >&2; exit 1)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(DVC) repro
 	@echo
-	@echo "Metrics:        reports/metrics.json   (dvc metrics show)"
-	@echo "Data report:    reports/data.md"
-	@echo "Training curves: dvc plots show   (reports/train/)"
-	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(DVC) metrics show
+	@$(PY) -c "from aiayn.score import print_summary; print_summary('reports/metrics.json')"
+	@echo
+	@echo "Metrics:         reports/metrics.json   (dvc metrics show; after a change: dvc metrics diff)"
+	@echo "Data report:     reports/data.md"
+	@echo "Training curves: dvc plots show         (reports/train/)"
 
 test: $(VENV)/.installed-dev
 	$(VENV)/bin/black --check .

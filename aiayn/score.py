@@ -148,12 +148,26 @@ def score_splits(cfg: ScoreConfig, pairs: dict[str, tuple[Path, Path]], out: Pat
         json.dump(metrics, f, indent=2, ensure_ascii=False)
         f.write("\n")
     for split, m in metrics.items():
-        print(
-            f"{split}: sacreBLEU {m['sacrebleu']:.2f}  bleu_tok {m['bleu_tok']:.2f}  "
-            f"chrF {m['chrf']:.2f}  length ratio {m['length_ratio']:.3f}",
-            file=sys.stderr,
-        )
+        print(summary_line(split, m), file=sys.stderr)
     return metrics
+
+
+def summary_line(split: str, m: dict) -> str:
+    """One split's metrics (a :func:`score_lines` dict) as one human-readable line."""
+    return (
+        f"{split}: sacreBLEU {m['sacrebleu']:.2f}  bleu_tok {m['bleu_tok']:.2f}  "
+        f"chrF {m['chrf']:.2f}  length ratio {m['length_ratio']:.3f}  ({m['lines']:,} lines)"
+    )
+
+
+def print_summary(path: str | Path = "reports/metrics.json") -> None:
+    """Print each split of a metrics file written by :func:`score_splits`, a line each
+    (``make demo`` ends with this; ``dvc metrics show`` also prints the signatures)."""
+    from aiayn.fsio import require_inputs
+
+    require_inputs(Path(path), stage="score")
+    for split, m in json.loads(Path(path).read_text(encoding="utf-8")).items():
+        print(summary_line(split, m))
 
 
 def score_command(

@@ -10,6 +10,12 @@ aiayn's time is :func:`aiayn.tokenizer.train_tokenizer` as the stage runs it (re
 files, training, saving, and encoding dev/test for the report); ``tokenizers`` uses every
 core, subword-nmt one. Rounds alternate aiayn, subword-nmt (quick: 3 rounds, full: 2).
 
+Encoding throughput: the two learned models then encode the same lines (quick: the 4k
+training lines; full: 100k of them), sentences per second. aiayn encodes as the shard stage
+does (:meth:`aiayn.tokenizer.BpeTokenizer.encode_flat`, a fresh tokenizer each round so its
+word cache starts empty); subword-nmt's ``BPE.process_line`` (its own word cache, also
+fresh) is what fairseq's recipe runs before ``fairseq-preprocess``.
+
 Run alone: ``python -m bench.bench_bpe [--quick]``.
 """
 
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import json
 import os
 import shutil
@@ -52,8 +59,31 @@ def time_subword_nmt(joint: Path, merges: int) -> float:
     return time.perf_counter() - t
 
 
+ENCODE_LINES = 100_000
+
+
+def time_aiayn_encode(model: Path, lines: list[str]) -> float:
+    from aiayn.tokenizer import load_tokenizer
+
+    bpe = load_tokenizer(model)  # fresh word cache
+    t = time.perf_counter()
+    bpe.encode_flat(lines)
+    return time.perf_counter() - t
+
+
+def time_subword_nmt_encode(codes: Path, lines: list[str]) -> float:
+    from subword_nmt.apply_bpe import BPE
+
+    with open(codes, encoding="utf-8") as f:
+        bpe = BPE(f)  # fresh cache
+    t = time.perf_counter()
+    for line in lines:
+        bpe.process_line(line)
+    return time.perf_counter() - t
+
+
 def run(quick: bool, tiny: bool = False) -> list[dict]:
-    """The figure (module doc); ``tiny``: 2k pairs of a corpus with fewer word types (the
+    """The figures (module doc); ``tiny``: 2k pairs of a corpus with fewer word types (the
     one bench_shard's tiny run uses), 400-token vocabulary, one round."""
     pairs = 2_000 if quick or tiny else SAMPLE_PAIRS
     vocab = 400 if tiny else 1_000 if quick else 37_000
@@ -71,6 +101,17 @@ def run(quick: bool, tiny: bool = False) -> list[dict]:
         for _ in range(rounds):
             ours.append(time_aiayn(clean, vocab, work))
             peer.append(time_subword_nmt(joint, merges))
+        from subword_nmt.learn_bpe import learn_bpe
+
+        codes = work / "codes"
+        with open(joint, encoding="utf-8") as f, open(codes, "w", encoding="utf-8") as out:
+            learn_bpe(f, out, merges, min_frequency=2)
+        with open(joint, encoding="utf-8") as f:
+            lines = [line.rstrip("\n") for line in itertools.islice(f, ENCODE_LINES)]
+        enc_ours, enc_peer = [], []
+        for _ in range(rounds):
+            enc_ours.append(len(lines) / time_aiayn_encode(work / "tokenizer.json", lines))
+            enc_peer.append(len(lines) / time_subword_nmt_encode(codes, lines))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return [
@@ -85,7 +126,19 @@ def run(quick: bool, tiny: bool = False) -> list[dict]:
             "notes": f"{pairs:,} pairs x 2 sides, {merges:,} merges (vocab {vocab:,}), "
             f"min_frequency 2; tokenizers on {os.cpu_count()} cores, subword-nmt on 1; "
             f"{rounds} alternating rounds",
-        }
+        },
+        {
+            "name": "BPE encoding throughput, same lines",
+            "unit": "sentences/s",
+            "aiayn": _stats(enc_ours),
+            "peer": _stats(enc_peer),
+            "peer_name": "subword-nmt apply_bpe",
+            "ratio": statistics.median(enc_ours) / statistics.median(enc_peer),
+            "ratio_meaning": "aiayn / subword-nmt sentences per second (higher: aiayn faster)",
+            "notes": f"{len(lines):,} lines (both sides), the models learned above; aiayn "
+            f"encode_flat (as the shard stage), subword-nmt BPE.process_line; fresh caches; "
+            f"{rounds} alternating rounds",
+        },
     ]
 
 

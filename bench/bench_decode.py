@@ -93,33 +93,15 @@ def build_models(vocab: int, preset: str = "demo"):
     """aiayn's Transformer and a MarianMTModel of the same dimensions (``preset`` of
     :data:`aiayn.model.PRESETS`), random weights, eval mode, on the CPU."""
     import torch
-    from transformers import MarianConfig, MarianMTModel
+    from transformers import MarianMTModel
 
     from aiayn.model import PRESETS, Transformer
+    from bench.bench_train import marian_config
 
     cfg = PRESETS[preset]
     torch.manual_seed(0)
     aiayn = Transformer(cfg, vocab).eval()
-    mc = MarianConfig(
-        vocab_size=vocab,
-        decoder_vocab_size=vocab,
-        d_model=cfg.d_model,
-        encoder_layers=cfg.encoder_layers,
-        decoder_layers=cfg.decoder_layers,
-        encoder_attention_heads=cfg.n_heads,
-        decoder_attention_heads=cfg.n_heads,
-        encoder_ffn_dim=cfg.d_ff,
-        decoder_ffn_dim=cfg.d_ff,
-        activation_function="relu",
-        max_position_embeddings=cfg.max_positions,
-        scale_embedding=True,
-        share_encoder_decoder_embeddings=True,
-        tie_word_embeddings=True,
-        pad_token_id=0,
-        decoder_start_token_id=1,
-        eos_token_id=2,
-        forced_eos_token_id=None,
-    )
+    mc = marian_config(cfg, vocab, forced_eos_token_id=None)
     marian = MarianMTModel._from_config(mc, attn_implementation="sdpa").eval()
     return aiayn, marian
 

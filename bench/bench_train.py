@@ -71,11 +71,12 @@ def build_aiayn(cfg, vocab_size: int):
     return Transformer(cfg, vocab_size)
 
 
-def build_marian(cfg, vocab_size: int):
-    """MarianMTModel with the same dimensions (post-norm, ReLU, sinusoidal, tied, SDPA)."""
-    from transformers import MarianConfig, MarianMTModel
+def marian_config(cfg, vocab_size: int, **overrides):
+    """A MarianConfig with ``cfg``'s dimensions and dropouts (post-norm, ReLU, sinusoidal
+    positions, scaled and tied embeddings) and aiayn's special ids; ``overrides`` on top."""
+    from transformers import MarianConfig
 
-    mc = MarianConfig(
+    return MarianConfig(
         vocab_size=vocab_size,
         decoder_vocab_size=vocab_size,
         d_model=cfg.d_model,
@@ -96,7 +97,15 @@ def build_marian(cfg, vocab_size: int):
         pad_token_id=0,
         decoder_start_token_id=1,
         eos_token_id=2,
+        **overrides,
     )
+
+
+def build_marian(cfg, vocab_size: int):
+    """MarianMTModel with the same dimensions (post-norm, ReLU, sinusoidal, tied, SDPA)."""
+    from transformers import MarianMTModel
+
+    mc = marian_config(cfg, vocab_size)
     model = MarianMTModel._from_config(mc, attn_implementation="sdpa")
     return _peer_classes()[0](model)
 

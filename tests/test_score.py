@@ -13,6 +13,7 @@ from aiayn.config import ScoreConfig
 from aiayn.errors import DataError, MissingInputError
 from aiayn.score import (
     bleu_tok,
+    print_summary,
     read_lines,
     score_files,
     score_lines,
@@ -156,6 +157,23 @@ def test_score_splits_writes_metrics(tmp_path):
     assert metrics["test"]["sacrebleu"] < 100.0
     for key in ("sacrebleu", "bleu_tok", "chrf", "length_ratio", "signature"):
         assert key in metrics["test"]
+
+
+def test_print_summary_has_a_line_per_split_with_its_bleu(tmp_path, capsys):
+    pairs = {
+        "test": (write(tmp_path / "test.hyp", HYPS), write(tmp_path / "test.ref", REFS)),
+        "dev": (write(tmp_path / "dev.hyp", REFS), write(tmp_path / "dev.ref", REFS)),
+    }
+    out = tmp_path / "metrics.json"
+    metrics = score_splits(ScoreConfig(), pairs, out)
+    capsys.readouterr()
+    print_summary(out)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["test", "dev"]
+    assert f"sacreBLEU {metrics['test']['sacrebleu']:.2f} " in lines[0]
+    assert "sacreBLEU 100.00 " in lines[1] and f"({len(REFS)} lines)" in lines[1]
+    with pytest.raises(MissingInputError, match="nope.json"):
+        print_summary(tmp_path / "nope.json")
 
 
 def test_score_splits_missing_translation_writes_nothing(tmp_path):
