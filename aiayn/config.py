@@ -139,7 +139,7 @@ class TrainConfig:
     weight_decay: float = param(0.0, ge=0.0)
     label_smoothing: float = param(0.1, ge=0.0, lt=1.0, help="epsilon_ls")
     clip_norm: float = param(0.0, ge=0.0, help="gradient clipping max norm (0: off)")
-    precision: Literal["auto", "fp32", "fp16", "bf16"] = param("auto")
+    precision: Literal["auto", "mixed", "fp32", "fp16", "bf16"] = param("auto")
     compile: bool = param(False, help="torch.compile the model")
     device: Literal["auto", "cpu", "cuda"] = param("auto")
     threads: int = param(0, ge=0, help="CPU threads for torch (0: torch's default)")

@@ -130,6 +130,9 @@ def test_schedule_peaks_at_warmup():
         ("fp16", "cuda", (8, 6), "fp16"),
         ("bf16", "cpu", None, "bf16"),
         ("fp32", "cpu", None, "fp32"),
+        ("mixed", "cpu", None, "bf16"),  # the demo: mixed precision wherever torch has it
+        ("mixed", "cuda", (7, 5), "fp16"),  # ... so the same params run on a T4
+        ("mixed", "cuda", (8, 0), "bf16"),
     ],
 )
 def test_precision_selection(requested, device, capability, want):

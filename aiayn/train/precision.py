@@ -8,6 +8,11 @@
   GPUs (T4 7.5, V100 7.0, P100 6.0),
 - ``fp32`` on CPU.
 
+``precision: mixed`` is ``auto`` on GPUs and ``bf16`` autocast on CPU: mixed precision
+wherever torch has it. The demo uses it: on CPUs with AMX or AVX512-BF16 it trains 2-3x
+faster than fp32, and the same params.yaml still runs on a T4 (fp16), where an explicit
+``bf16`` is refused.
+
 Explicit ``fp32``/``fp16``/``bf16`` are honoured, or refused with a one-line error where the
 hardware cannot do them (fp16 on CPU; bf16 on a GPU older than compute capability 8.0, where
 it would only be emulated). ``bf16`` on CPU is allowed (CPU autocast supports it).
@@ -83,7 +88,7 @@ def select_precision(
     capability: tuple[int, int] | None = None,
     key: str = "train.precision",
 ) -> Precision:
-    """Resolve ``requested`` (auto/fp32/fp16/bf16) for a device.
+    """Resolve ``requested`` (auto/mixed/fp32/fp16/bf16) for a device.
 
     Args:
         requested: the params value.
@@ -97,9 +102,9 @@ def select_precision(
 
         capability = torch.cuda.get_device_capability()
     native_bf16 = device_type == "cuda" and capability is not None and capability >= (8, 0)
-    if requested == "auto":
+    if requested in ("auto", "mixed"):
         if device_type == "cpu":
-            return Precision("fp32", "cpu")
+            return Precision("fp32" if requested == "auto" else "bf16", "cpu")
         return Precision("bf16" if native_bf16 else "fp16", device_type)
     if requested == "fp16" and device_type == "cpu":
         raise ConfigError(f"{key} is fp16, which needs a CUDA GPU; use fp32, bf16 or auto on CPU")
