@@ -21,10 +21,8 @@ Run alone: ``python -m bench.bench_bpe [--quick]``.
 
 from __future__ import annotations
 
-import argparse
 import io
 import itertools
-import json
 import os
 import shutil
 import statistics
@@ -142,13 +140,7 @@ def run(quick: bool, tiny: bool = False) -> list[dict]:
     ]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--tiny", action="store_true", help="smallest sizes (the unit test)")
-    args = ap.parse_args()
-    print(json.dumps(run(args.quick, tiny=args.tiny), indent=2))
-
-
 if __name__ == "__main__":
-    main()
+    from bench.report import run_alone
+
+    run_alone(run, __doc__)

@@ -24,9 +24,7 @@ Run alone: ``python -m bench.bench_train [--quick]`` prints the figures as JSON.
 from __future__ import annotations
 
 import functools
-import json
 import statistics
-import sys
 import time
 
 PEERS = ("marian", "nn.Transformer")
@@ -324,10 +322,7 @@ def run(quick: bool, tiny: bool = False) -> list[dict]:
     return figures
 
 
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    print(json.dumps(run(quick="--quick" in argv, tiny="--tiny" in argv), indent=2))
-
-
 if __name__ == "__main__":
-    main()
+    from bench.report import run_alone
+
+    run_alone(run, __doc__)

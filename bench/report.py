@@ -323,3 +323,15 @@ def write_report(report: dict, json_path: Path, md_path: Path | None = None) -> 
         with atomic_file(md_path) as f:
             f.write(md)
     return md
+
+
+def run_alone(run, doc: str, argv: list[str] | None = None) -> None:
+    """``python -m bench.<module> [--quick|--tiny]``: print ``run``'s figures as JSON
+    (``run(quick, tiny=...)`` of a benchmark module; ``doc`` its docstring)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes")
+    ap.add_argument("--tiny", action="store_true", help="smallest sizes (the unit test)")
+    args = ap.parse_args(argv)
+    print(json.dumps(run(args.quick, tiny=args.tiny), indent=2))
