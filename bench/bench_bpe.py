@@ -7,7 +7,8 @@ English+German BPE with the same number of merges: aiayn's 37k vocabulary is 4 s
 tokens + 256 bytes + 36,740 merges (quick: 1k vocabulary, 740 merges), and subword-nmt
 gets ``num_symbols`` = that many merges, ``min_frequency`` 2, on the concatenated text.
 aiayn's time is :func:`aiayn.tokenizer.train_tokenizer` as the stage runs it (reading the
-files, training, saving, and encoding dev/test for the report); ``tokenizers`` uses every
+files, training, saving, and encoding dev/test for the report), subword-nmt's includes
+writing its codes file (which the encoding figure below then uses); ``tokenizers`` uses every
 core, subword-nmt one. Rounds alternate aiayn, subword-nmt (quick: 3 rounds, full: 2).
 
 Encoding throughput: the two learned models then encode the same lines (quick: the 4k
@@ -21,7 +22,6 @@ Run alone: ``python -m bench.bench_bpe [--quick]``.
 
 from __future__ import annotations
 
-import io
 import itertools
 import os
 import shutil
@@ -48,12 +48,13 @@ def time_aiayn(clean: Path, vocab: int, work: Path) -> float:
     return time.perf_counter() - t
 
 
-def time_subword_nmt(joint: Path, merges: int) -> float:
+def time_subword_nmt(joint: Path, merges: int, codes: Path) -> float:
+    """learn_bpe on ``joint``, the merges saved to ``codes`` (as aiayn's time includes saving)."""
     from subword_nmt.learn_bpe import learn_bpe
 
     t = time.perf_counter()
-    with open(joint, encoding="utf-8") as f:
-        learn_bpe(f, io.StringIO(), merges, min_frequency=2)
+    with open(joint, encoding="utf-8") as f, open(codes, "w", encoding="utf-8") as out:
+        learn_bpe(f, out, merges, min_frequency=2)
     return time.perf_counter() - t
 
 
@@ -95,15 +96,11 @@ def run(quick: bool, tiny: bool = False) -> list[dict]:
             for lang in ("en", "de"):
                 with open(clean / f"train.{lang}", encoding="utf-8") as f:
                     shutil.copyfileobj(f, out)
+        codes = work / "codes"
         ours, peer = [], []
         for _ in range(rounds):
             ours.append(time_aiayn(clean, vocab, work))
-            peer.append(time_subword_nmt(joint, merges))
-        from subword_nmt.learn_bpe import learn_bpe
-
-        codes = work / "codes"
-        with open(joint, encoding="utf-8") as f, open(codes, "w", encoding="utf-8") as out:
-            learn_bpe(f, out, merges, min_frequency=2)
+            peer.append(time_subword_nmt(joint, merges, codes))
         with open(joint, encoding="utf-8") as f:
             lines = [line.rstrip("\n") for line in itertools.islice(f, ENCODE_LINES)]
         enc_ours, enc_peer = [], []
