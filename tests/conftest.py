@@ -25,3 +25,15 @@ def demo_params():
     from aiayn.config import load_params
 
     return load_params(ROOT / "params.yaml")
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models run fastest, and steadiest on a shared machine, on one thread
+    (``pytestmark = pytest.mark.usefixtures("one_thread")`` in a module)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
