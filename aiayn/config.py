@@ -170,7 +170,7 @@ class TranslateConfig:
     nbest: int = param(1, ge=1, help="hypotheses kept per sentence (only the best is scored)")
     max_tokens: int = param(4096, ge=1, help="source tokens per decoding batch")
     device: Literal["auto", "cpu", "cuda"] = param("auto")
-    precision: Literal["auto", "fp32", "fp16", "bf16"] = param("auto")
+    precision: Literal["auto", "mixed", "fp32", "fp16", "bf16"] = param("auto")
 
 
 @dataclass

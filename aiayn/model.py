@@ -54,12 +54,12 @@ PRESETS: dict[str, ModelConfig] = {
         encoder_layers=6, decoder_layers=6, d_model=1024, d_ff=4096, n_heads=16, dropout=0.3
     ),
     "demo": ModelConfig(
-        encoder_layers=3,
-        decoder_layers=3,
-        d_model=256,
-        d_ff=1024,
+        encoder_layers=2,
+        decoder_layers=2,
+        d_model=192,
+        d_ff=768,
         n_heads=4,
-        dropout=0.1,
+        dropout=0.0,
         attention_dropout=0.0,
         activation_dropout=0.0,
         norm="pre",

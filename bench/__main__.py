@@ -30,7 +30,15 @@ import traceback
 from pathlib import Path
 
 from bench import BENCHMARKS
-from bench.report import ROOT, build_report, check_figure, machine_info, now_utc, write_report
+from bench.report import (
+    ROOT,
+    build_report,
+    check_figure,
+    cpu_info,
+    machine_info,
+    now_utc,
+    write_report,
+)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -117,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
         os.environ["OMP_NUM_THREADS"] = str(args.threads)  # for the benchmarks' children
     machine["torch_threads"] = torch.get_num_threads()
+    machine.update(cpu_info())
     benchmarks, figures = {}, []
     for name in names:
         print(f"== bench {name} ({mode})", file=sys.stderr, flush=True)

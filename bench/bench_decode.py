@@ -238,6 +238,7 @@ def run(quick: bool, tiny: bool = False) -> list[dict]:
                 "ratio": ratio,
                 "ratio_meaning": meaning,
                 "notes": where + note + "; per-round rates, ratio of totals",
+                "precision": "fp32",
             }
         )
     return figures

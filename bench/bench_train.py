@@ -276,6 +276,7 @@ def run(quick: bool, tiny: bool = False) -> list[dict]:
             "ratio": None,
             "ratio_meaning": "",
             "notes": f"torch.mm, {threads} threads; the peak for MFU below",
+            "precision": "fp32",
         }
     ]
     for label, preset, vocab, max_tokens, seq_len, warmup, rounds in cases:
@@ -302,6 +303,7 @@ def run(quick: bool, tiny: bool = False) -> list[dict]:
                     "ratio_meaning": "aiayn / peer target tokens per second (>1: aiayn faster; "
                     "goal >= 1.2 against the faster peer)",
                     "notes": batch_note + ("; the faster peer" if peer == fastest else ""),
+                    "precision": "fp32",
                 }
             )
         flops_per_step = train_flops(cfg, vocab, n_src, n_tgt, src.size(1), tgt_in.size(1))
@@ -315,6 +317,7 @@ def run(quick: bool, tiny: bool = False) -> list[dict]:
                 "peer_name": None,
                 "ratio": None,
                 "ratio_meaning": "",
+                "precision": "fp32",
                 "notes": f"{flops_per_step / 1e9:.2f} GFLOP per step "
                 f"(aiayn.model_info.train_flops) / step time / {mm['median']:.0f} GFLOP/s",
             }

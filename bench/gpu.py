@@ -47,7 +47,15 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from bench.report import ROOT, build_report, check_figure, machine_info, now_utc, write_report
+from bench.report import (
+    ROOT,
+    build_report,
+    check_figure,
+    cpu_info,
+    machine_info,
+    now_utc,
+    write_report,
+)
 
 VOCAB = 37_000  # the paper's shared EN-DE BPE vocabulary
 # max_tokens candidates, tried largest first
@@ -202,8 +210,11 @@ def matmul_rate(device, dtype, n: int, repeats: int = 5, seconds: float = 0.25) 
     return _stats(rates)
 
 
-def figure(name, unit, ours, *, peer=None, peer_name=None, ratio=None, meaning="", notes=""):
+def figure(
+    name, unit, ours, *, peer=None, peer_name=None, ratio=None, meaning="", notes="", precision
+):
     return {
+        "precision": precision,
         "name": name,
         "unit": unit,
         "aiayn": ours,
@@ -292,7 +303,15 @@ def train_case(model, preset: str, prec_name: str, device, args, case_deadline: 
         + (f"; peak memory {peak_mem:.1f} GiB" if peak_mem is not None else "")
         + ("; torch.compile" if args.compile else "")
     )
-    figs = [figure(f"train tokens/s {preset} {prec_name}", "target tokens/s", tok, notes=where)]
+    figs = [
+        figure(
+            f"train tokens/s {preset} {prec_name}",
+            "target tokens/s",
+            tok,
+            notes=where,
+            precision=prec_name,
+        )
+    ]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     peak = gpu_peak_flops(name, prec_name) if name else None
     if peak:
@@ -303,6 +322,7 @@ def train_case(model, preset: str, prec_name: str, device, args, case_deadline: 
                 {k: v * flops_per_tok / peak for k, v in tok.items()},
                 notes=f"{flops / 1e9:.1f} GFLOP per step (aiayn.model_info.train_flops); "
                 f"{name} {prec_name} dense peak {peak / 1e12:.0f} TFLOP/s",
+                precision=prec_name,
             )
         )
     if mm:
@@ -314,6 +334,7 @@ def train_case(model, preset: str, prec_name: str, device, args, case_deadline: 
                 notes=f"{flops / 1e9:.1f} GFLOP per step / step time / measured "
                 f"{mm['median']:.3g} TFLOP/s"
                 + ("" if peak else "; the peak used for MFU where the GPU is not in the table"),
+                precision=prec_name,
             )
         )
     del state["trainer"], trainer, b
@@ -400,6 +421,7 @@ def decode_case(device, args, deadline: float) -> list[dict]:
                     ratio=ratio,
                     meaning=f"aiayn / Marian {unit} on the same batches (ratio of totals)",
                     notes=where,
+                    precision=prec.name,
                 )
             )
         else:
@@ -410,6 +432,7 @@ def decode_case(device, args, deadline: float) -> list[dict]:
                     unit,
                     _stats(rates),
                     notes=where + "; no peer (transformers not importable or --no-peer)",
+                    precision=prec.name,
                 )
             )
     return figs
@@ -504,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     machine = machine_info()
-    machine.update(torch_threads=torch.get_num_threads(), gpu=gpu_facts(device))
+    machine.update(torch_threads=torch.get_num_threads(), gpu=gpu_facts(device), **cpu_info())
     run = Run(args, argv, machine)
 
     # 1. matmul rates
@@ -536,6 +559,7 @@ def main(argv: list[str] | None = None) -> int:
                     ),
                     notes=f"torch.mm on {name or 'the CPU'}; "
                     + ("datasheet peak from aiayn.train.flops" if peak else "no datasheet peak"),
+                    precision=p,
                 )
             )
         return figs

@@ -11,6 +11,14 @@
                            "skipped": why (optional: not run here, e.g. bf16 on a T4)}},
      "figures": [{"bench": name, <the figure dict of bench/__init__.py>}, ...]}
 
+``machine`` also says what the CPU can do, since every CPU figure depends on it:
+``cpu_capability`` (the vector ISA torch's kernels use: ``AVX2``, ``AVX512``, ...),
+``cpu_bf16`` (``{"isa": "AMX" | "AVX512-BF16" | None, "bf16_gflops", "fp32_gflops",
+"fast"}``, :func:`aiayn.hardware.probe_cpu_bf16`) and ``cpu_isa_env`` (the variables that
+narrow the ISA, e.g. ``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2`` to emulate an
+AVX2-only CPU). Each figure may say the numeric ``precision`` it ran in (``fp32``,
+``bf16``, ``fp16``; None where no floating-point maths is timed).
+
 Every ratio is under a key containing ``ratio`` (``ratio``, with ``ratio_meaning`` saying
 what it divides). Numbers are finite (``NaN`` is refused when writing), so the file is
 strict JSON. Nothing here imports torch.
@@ -31,6 +39,8 @@ FORMAT = 1
 ROOT = Path(__file__).resolve().parent.parent
 STAT_KEYS = ("median", "min", "max")
 FIGURE_KEYS = ("name", "unit", "aiayn", "peer", "peer_name", "ratio", "ratio_meaning", "notes")
+OPTIONAL_KEYS = ("precision",)  # absent: None
+PRECISIONS = (None, "fp32", "bf16", "fp16")
 PACKAGES = (
     "torch",
     "numpy",
@@ -74,12 +84,13 @@ def check_figure(fig, where: str) -> dict:
 
     Checks: exactly the keys of the schema; ``aiayn`` (and ``peer`` when given) are
     median/min/max dicts of finite numbers with min <= median <= max; ``ratio`` is a finite
-    number or None; a peer comes with its name; a ratio comes with its meaning.
+    number or None; a peer comes with its name; a ratio comes with its meaning; the optional
+    ``precision`` is one of fp32/bf16/fp16 or None (the copy always has it).
     """
     if not isinstance(fig, dict):
         raise FigureError(f"{where}: a figure must be a dict, got {type(fig).__name__}")
     missing = [k for k in FIGURE_KEYS if k not in fig]
-    extra = sorted(set(fig) - set(FIGURE_KEYS))
+    extra = sorted(set(fig) - set(FIGURE_KEYS) - set(OPTIONAL_KEYS))
     if missing or extra:
         raise FigureError(f"{where}: missing keys {missing}, unknown keys {extra}")
     where = f"{where} ({fig['name']!r})"
@@ -88,7 +99,11 @@ def check_figure(fig, where: str) -> dict:
             raise FigureError(f"{where}.{key}: expected a string, got {fig[key]!r}")
     if not fig["name"]:
         raise FigureError(f"{where}.name: empty")
-    out = dict(fig)
+    out = {"precision": None, **fig}
+    if out["precision"] not in PRECISIONS:
+        raise FigureError(
+            f"{where}.precision: expected one of {PRECISIONS}, got {fig['precision']!r}"
+        )
     out["aiayn"] = _stats(fig["aiayn"], f"{where}.aiayn")
     if fig["peer"] is not None:
         out["peer"] = _stats(fig["peer"], f"{where}.peer")
@@ -239,6 +254,8 @@ def machine_line(m: dict) -> str:
     if m.get("cores_available") not in (None, m.get("cores")):
         cores += f" ({m['cores_available']} available)"
     parts = [f"{m.get('cpu_model')}, {cores}, {m.get('ram_gb')} GiB RAM, {m.get('os')}"]
+    if cpu := cpu_line(m):
+        parts.append(cpu)
     if m.get("gpu"):
         g = m["gpu"]
         parts.append(
@@ -251,6 +268,47 @@ def machine_line(m: dict) -> str:
     commit = (m.get("git_commit") or "unknown")[:10]
     parts.append(f"commit {commit}" + (" + uncommitted changes" if m.get("git_dirty") else ""))
     return "; ".join(parts) + "."
+
+
+def cpu_info() -> dict:
+    """What the CPU does with the maths (module doc: ``cpu_capability``, ``cpu_bf16``,
+    ``cpu_isa_env``); imports torch and runs the bf16 probe (~0.3 s)."""
+    import torch
+
+    from aiayn.hardware import ISA_ENV, probe_cpu_bf16
+
+    p = probe_cpu_bf16()
+    return {
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_bf16": {
+            "isa": p.isa,
+            "bf16_gflops": round(p.bf16_flops / 1e9, 2),
+            "fp32_gflops": round(p.fp32_flops / 1e9, 2),
+            "fast": p.fast,
+        },
+        "cpu_isa_env": {k: os.environ[k] for k in ISA_ENV if k in os.environ},
+    }
+
+
+def cpu_line(m: dict) -> str:
+    """``CPU kernels AVX2 (ATEN_CPU_CAPABILITY=avx2), bf16 not native: bf16 matmul 1.8 vs
+    fp32 140 GFLOP/s`` from :func:`cpu_info`'s keys ('' without them)."""
+    if not m.get("cpu_capability"):
+        return ""
+    text = f"CPU kernels {m['cpu_capability']}"
+    if env := m.get("cpu_isa_env"):
+        text += " (" + " ".join(f"{k}={v}" for k, v in env.items()) + ")"
+    if b := m.get("cpu_bf16"):
+        kind = (
+            f"bf16 native and fast ({b['isa']})"
+            if b["fast"]
+            else f"bf16 not fast despite {b['isa']}" if b["isa"] else "bf16 not native"
+        )
+        text += (
+            f", {kind}: bf16 matmul {fmt(b['bf16_gflops'])} vs fp32 "
+            f"{fmt(b['fp32_gflops'])} GFLOP/s"
+        )
+    return text
 
 
 def load_line(m: dict) -> str:
@@ -285,12 +343,14 @@ def render_markdown(report: dict) -> str:
         lines += ["", load]
     lines += [
         "",
-        "| # | bench | figure | unit | aiayn: median (min–max) | peer: median (min–max) | ratio |",
-        "|---|---|---|---|---|---|---|",
+        "| # | bench | figure | unit | precision | aiayn: median (min–max) "
+        "| peer: median (min–max) | ratio |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for i, f in enumerate(report["figures"], 1):
         lines.append(
-            f"| {i} | {f['bench']} | {_md(f['name'])} | {_md(f['unit'])} | {_cell(f['aiayn'])} "
+            f"| {i} | {f['bench']} | {_md(f['name'])} | {_md(f['unit'])} "
+            f"| {f.get('precision') or ''} | {_cell(f['aiayn'])} "
             f"| {_cell(f['peer'])} | {fmt(f['ratio'])} |"
         )
     lines += ["", "Notes:", ""]

@@ -37,3 +37,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def cpu_bf16(monkeypatch):
+    """``cpu_bf16(probe)`` makes precision selection see ``probe`` (an
+    :class:`aiayn.hardware.Bf16Probe`) instead of measuring this CPU; ``FAST_BF16`` and
+    ``SLOW_BF16`` (tests/train_support.py) are an AMX Xeon's and an AVX2-only EPYC's."""
+
+    def use(probe):
+        monkeypatch.setattr("aiayn.train.precision.probe_cpu_bf16", lambda: probe)
+
+    return use

@@ -20,10 +20,26 @@ from pathlib import Path
 import pytest
 
 from bench import BENCHMARKS
-from bench.report import FIGURE_KEYS, FigureError, check_figure, render_markdown
+from bench.report import (
+    FIGURE_KEYS,
+    OPTIONAL_KEYS,
+    FigureError,
+    check_figure,
+    render_markdown,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
-MACHINE_KEYS = ("cpu_model", "cores", "ram_gb", "os", "python", "versions", "git_commit")
+MACHINE_KEYS = (
+    "cpu_model",
+    "cores",
+    "ram_gb",
+    "os",
+    "python",
+    "versions",
+    "git_commit",
+    "cpu_capability",
+    "cpu_bf16",
+)
 
 
 def _figure(**over) -> dict:
@@ -67,10 +83,13 @@ def _check_report(report: dict, names: list[str]) -> None:
     assert len({f["name"] for f in report["figures"]}) == len(report["figures"])  # unique
     for name, entry in report["benchmarks"].items():
         assert entry["error"] is None, (name, entry["error"])
+        if entry.get("skipped"):
+            assert entry["figures"] == 0
+            continue
         assert entry["figures"] > 0
         assert entry["figures"] == sum(f["bench"] == name for f in report["figures"])
     for f in report["figures"]:
-        assert set(f) == {"bench", *FIGURE_KEYS}  # nothing outside the schema
+        assert set(f) == {"bench", *FIGURE_KEYS, *OPTIONAL_KEYS}  # nothing outside the schema
         check_figure({k: f[k] for k in FIGURE_KEYS}, f["bench"])
         if f["peer"] is not None:  # a peer always comes with its ratio, under "ratio"
             assert math.isfinite(f["ratio"]) and f["ratio"] > 0, f["name"]
@@ -90,6 +109,7 @@ def _check_report(report: dict, names: list[str]) -> None:
         ({"speedup": 2.0}, "unknown keys ['speedup']"),
         ({"unit": None}, "unit: expected a string"),
         ({"ratio": True}, "ratio: expected a number"),
+        ({"precision": "int8"}, "precision: expected one of"),
     ],
 )
 def test_check_figure_refuses_what_breaks_the_schema(over, message):
@@ -116,7 +136,7 @@ def test_markdown_has_one_row_per_figure_and_names_failures():
     md = render_markdown(report)
     rows = [line for line in md.splitlines() if line.startswith("| ") and "---" not in line]
     assert len(rows) == 1 + 2  # header + figures
-    assert rows[1].endswith("| 2.00 (1.00–3.00) | 1.00 | 1.23 |")
+    assert rows[1].endswith("| x/s |  | 2.00 (1.00–3.00) | 1.00 | 1.23 |")
     assert "- b: ValueError: boom" in md
     assert "timings are noisy" in md  # load 4 on 2 cores
 
@@ -145,6 +165,15 @@ def test_bench_tiny_runs_every_benchmark_and_writes_the_report(tmp_path):
         assert figs[name]["aiayn"]["median"] < figs[name]["peer"]["min"]
     md = (out / "bench.md").read_text()
     assert md in r.stdout  # the table is printed
+    # what the CPU does with bf16, as precision selection sees it, is in the report
+    from aiayn.hardware import probe_cpu_bf16
+
+    m = report["machine"]
+    assert m["cpu_bf16"]["isa"] == probe_cpu_bf16().isa
+    assert m["cpu_bf16"]["fast"] == probe_cpu_bf16().fast
+    assert f"CPU kernels {m['cpu_capability']}" in md
+    for f in report["figures"]:  # every timed floating-point figure says its precision
+        assert (f["precision"] == "fp32") == (f["bench"] in ("train", "decode")), f["name"]
     assert sum(line.startswith("| ") for line in md.splitlines()) == 1 + len(report["figures"])
 
 
@@ -310,7 +339,15 @@ def test_gpu_script_runs_without_dvc_dvclive_sacremoses(tmp_path):
     assert report["mode"] == "tiny"
     _check_report(report, ["matmul", "train demo fp32", "train demo bf16", "decode"])
     figs = {f["name"]: f for f in report["figures"]}
-    for prec in ("fp32", "bf16"):
+    assert all(f["precision"] in ("fp32", "bf16") for f in figs.values())
+    from aiayn.hardware import probe_cpu_bf16
+
+    precs = ["fp32"]
+    if probe_cpu_bf16().slow:  # bf16 on a CPU without native bf16 is refused, so skipped
+        assert "bf16 runs" in report["benchmarks"]["train demo bf16"]["skipped"]
+    else:
+        precs.append("bf16")
+    for prec in precs:
         note = figs[f"train tokens/s demo {prec}"]["notes"]
         assert "max_tokens 256 " in note and "(512 did not)" in note
         assert figs[f"MFU demo {prec} (measured matmul)"]["aiayn"]["median"] > 0

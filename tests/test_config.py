@@ -175,7 +175,7 @@ def test_out_of_range(tmp_path, section, key, value, expect):
 @pytest.mark.parametrize(
     "section,key,value,expect",
     [
-        ("model", "n_heads", "3", r"model\.n_heads must divide model\.d_model=256; got 3"),
+        ("model", "n_heads", "5", r"model\.n_heads must divide model\.d_model=192; got 5"),
         ("average", "last", "99", r"average\.last must be <= train\.keep_last=\d+"),
         ("train", "max_tokens", "64", r"train\.max_tokens must be >= shard\.max_tokens_per_side"),
         ("model", "max_positions", "16", r"model\.max_positions must be >="),

@@ -145,7 +145,7 @@ def test_preset_command(workdir, monkeypatch):
     assert "* demo" in res.output and "  big    configs/big.yaml: wmt14, 6+6 layers" in res.output
     res = runner.invoke(app, ["preset", "big"])
     assert res.exit_code == 0, res.output
-    assert "model.d_model: 256 -> 1024" in res.output.replace("'", "")
+    assert "model.d_model: 192 -> 1024" in res.output.replace("'", "")
     assert (workdir / "params.yaml").read_bytes() == (workdir / "configs/big.yaml").read_bytes()
     assert "* big" in runner.invoke(app, ["preset"]).output
 

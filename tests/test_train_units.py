@@ -7,8 +7,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from train_support import FAST_BF16, SLOW_BF16
 
 from aiayn.errors import ConfigError
+from aiayn.hardware import Bf16Probe
 from aiayn.train.loss import label_smoothed_nll_loss
 from aiayn.train.precision import select_precision
 from aiayn.train.schedule import noam_lr
@@ -128,18 +130,55 @@ def test_schedule_peaks_at_warmup():
         ("auto", "cuda", (6, 0), "fp16"),  # P100
         ("fp32", "cuda", (8, 0), "fp32"),
         ("fp16", "cuda", (8, 6), "fp16"),
-        ("bf16", "cpu", None, "bf16"),
         ("fp32", "cpu", None, "fp32"),
-        ("mixed", "cpu", None, "bf16"),  # the demo: mixed precision wherever torch has it
-        ("mixed", "cuda", (7, 5), "fp16"),  # ... so the same params run on a T4
+        ("mixed", "cuda", (7, 5), "fp16"),  # the demo's mixed runs on a T4 ...
         ("mixed", "cuda", (8, 0), "bf16"),
     ],
 )
-def test_precision_selection(requested, device, capability, want):
+def test_precision_selection(requested, device, capability, want, cpu_bf16):
+    cpu_bf16(SLOW_BF16)  # none of these may depend on the CPU
     p = select_precision(requested, device, capability)
     assert p.name == want
     assert p.loss_scaling == (want == "fp16")
     assert p.autocast == (want != "fp32")
+    assert p.reason and "\n" not in p.describe()
+
+
+def test_mixed_and_bf16_on_cpu_follow_the_probe(cpu_bf16):
+    cpu_bf16(FAST_BF16)  # AMX: bf16 matmuls 2.4x fp32
+    p = select_precision("mixed", "cpu")
+    assert p.name == "bf16" and p.autocast
+    assert p.describe() == (
+        "precision: bf16 (native bf16 on this CPU (AMX): bf16 matmul 600 vs fp32 250 GFLOP/s)"
+    )
+    assert select_precision("bf16", "cpu").name == "bf16"
+    cpu_bf16(SLOW_BF16)  # AVX2 only: bf16 70x slower
+    p = select_precision("mixed", "cpu")
+    assert p.name == "fp32" and not p.autocast
+    assert p.describe() == (
+        "precision: fp32 (this CPU has no native bf16: bf16 matmul 0.8 vs fp32 57 GFLOP/s)"
+    )
+    # native bf16 that torch does not use (its fast path switched off): not fast, slow
+    cpu_bf16(Bf16Probe("AVX512-BF16", 1.8e9, 140e9))
+    assert select_precision("mixed", "cpu").name == "fp32"
+    with pytest.raises(ConfigError, match="78x slower"):
+        select_precision("bf16", "cpu")
+    # native and about as fast as fp32: mixed keeps fp32, an explicit bf16 is honoured
+    cpu_bf16(Bf16Probe("AVX512-BF16", 100e9, 95e9))
+    assert select_precision("mixed", "cpu").name == "fp32"
+    assert select_precision("bf16", "cpu").name == "bf16"
+
+
+def test_explicit_bf16_on_a_slow_bf16_cpu_is_refused(cpu_bf16):
+    cpu_bf16(SLOW_BF16)
+    for key in ("train.precision", "translate.precision"):
+        with pytest.raises(ConfigError) as e:
+            select_precision("bf16", "cpu", key=key)
+        msg = str(e.value)
+        assert "\n" not in msg
+        assert msg.startswith(f"{key} is bf16, but bf16 runs 71x slower than fp32 on this CPU")
+        assert "bf16 matmul 0.8 vs fp32 57 GFLOP/s" in msg
+        assert f"set {key}: mixed (bf16 only where fast) or fp32" in msg
 
 
 def test_precision_impossible_is_a_clear_error():

@@ -9,6 +9,7 @@ import warnings
 import pytest
 import torch
 from decode_fakes import EOS, CopyModel
+from train_support import FAST_BF16, SLOW_BF16
 from typer.testing import CliRunner
 
 from aiayn.config import ModelConfig, TranslateConfig, to_dict
@@ -185,13 +186,22 @@ def test_load_and_translate_with_the_averaged_model(project, monkeypatch):
     assert Translator.load(project / "data" / "model").translate(LINES[:1], cfg) == out[:1]
 
 
-def test_precision_choices(project, monkeypatch):
+def test_precision_choices(project, monkeypatch, cpu_bf16):
     monkeypatch.chdir(project)
+    cpu_bf16(FAST_BF16)
     tr = Translator.load("data/model", device="cpu", precision="bf16")
     assert next(tr.model.parameters()).dtype == torch.bfloat16
     assert len(tr.translate(["the cat", ""], TranslateConfig(max_len_b=3))) == 2
+    assert Translator.load("data/model", device="cpu", precision="mixed").precision.name == "bf16"
     with pytest.raises(ConfigError, match="translate.precision is fp16"):
         Translator.load("data/model", device="cpu", precision="fp16")
+    # Where bf16 is emulated (AVX2 only), mixed is fp32 and an explicit bf16 is refused.
+    cpu_bf16(SLOW_BF16)
+    tr = Translator.load("data/model", device="cpu", precision="mixed")
+    assert next(tr.model.parameters()).dtype == torch.float32
+    assert tr.precision.describe().startswith("precision: fp32 (this CPU has no native bf16")
+    with pytest.raises(ConfigError, match="translate.precision is bf16, but bf16 runs 71x slower"):
+        Translator.load("data/model", device="cpu", precision="bf16")
 
 
 def test_model_errors(project, tmp_path, monkeypatch):
@@ -213,7 +223,7 @@ def test_model_errors(project, tmp_path, monkeypatch):
         Translator.load(bad)
 
 
-def test_translate_splits(project, monkeypatch, tmp_path):
+def test_translate_splits(project, monkeypatch, tmp_path, capsys):
     monkeypatch.chdir(project)
     src = {}
     for split, lines in (("dev", LINES[:3]), ("test", LINES)):
@@ -222,6 +232,8 @@ def test_translate_splits(project, monkeypatch, tmp_path):
     out = tmp_path / "translations"
     counts = translate_splits(TranslateConfig(max_len_b=4), project / "data/model", src, out)
     assert counts == {"dev": 3, "test": len(LINES)}
+    # the log says which precision and why, in one line
+    assert "precision: fp32 (translate.precision: auto is fp32 on CPU" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["dev.de", "test.de"]
     assert len(read_text_lines(out / "test.de")) == len(LINES)
     assert read_text_lines(out / "test.de")[1] == ""

@@ -10,7 +10,14 @@ import dataclasses
 import random
 from pathlib import Path
 
+from aiayn.hardware import Bf16Probe
+
 ROOT = Path(__file__).resolve().parent.parent
+
+# What precision selection sees on two kinds of CPU (the conftest fixture cpu_bf16 installs
+# one): an Intel Xeon with AMX, and an AVX2-only AMD EPYC (bf16 emulated, ~70x slower).
+FAST_BF16 = Bf16Probe("AMX", 600e9, 250e9)
+SLOW_BF16 = Bf16Probe(None, 0.8e9, 57e9)
 
 WORDS = (
     "the house cat dog tree river red blue green small big old new we see go run "

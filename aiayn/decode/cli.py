@@ -71,7 +71,7 @@ def translate(
         ),
     ] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda")] = None,
-    precision: Annotated[str | None, typer.Option(help="auto, fp32, fp16 or bf16")] = None,
+    precision: Annotated[str | None, typer.Option(help="auto, mixed, fp32, fp16 or bf16")] = None,
 ) -> None:
     """Translate English lines (a file or stdin) into German with the averaged model."""
     from aiayn.config import load_params

@@ -35,6 +35,8 @@ from aiayn.errors import ConfigError, DataError, MissingInputError
 if TYPE_CHECKING:
     import torch
 
+    from aiayn.train.precision import Precision
+
 # Everything str.splitlines() treats as a line boundary.
 _LINE_BREAKS = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 
@@ -112,10 +114,12 @@ class Translator:
         tokenizer: Any,
         device: torch.device | str = "cpu",
         max_positions: int | None = None,
+        precision: Precision | None = None,
     ):
         """``model`` implements the decoding API of docs/design.md, ``tokenizer`` has
         ``encode_batch`` and ``decode``; ``max_positions`` bounds source and output length
-        (default: ``model.cfg.max_positions`` when the model has one, else unbounded)."""
+        (default: ``model.cfg.max_positions`` when the model has one, else unbounded);
+        ``precision``: what the model was cast to, and why (:meth:`load` sets it)."""
         import torch
 
         self.model = model
@@ -125,6 +129,7 @@ class Translator:
             cfg = getattr(model, "cfg", None)
             max_positions = getattr(cfg, "max_positions", None)
         self.max_positions = max_positions
+        self.precision = precision
 
     # -- loading
 
@@ -133,8 +138,10 @@ class Translator:
         cls, model_dir: str | os.PathLike, device: str = "auto", precision: str = "auto"
     ) -> Translator:
         """The averaged model of ``model_dir`` (``model.pt`` + ``model.json``) with its
-        tokenizer, on ``device`` (auto/cpu/cuda) in ``precision`` (auto/fp32/fp16/bf16:
-        auto is fp32 on CPU, bf16 or fp16 on a GPU)."""
+        tokenizer, on ``device`` (auto/cpu/cuda) in ``precision`` (auto/mixed/fp32/fp16/bf16,
+        resolved by :func:`aiayn.train.precision.select_precision`: auto is fp32 on CPU, bf16
+        or fp16 on a GPU; mixed is also bf16 on a CPU where bf16 is fast). The choice and its
+        reason are in ``translator.precision``."""
         import torch
 
         from aiayn.model import Transformer
@@ -196,7 +203,7 @@ class Translator:
         dev = select_device(device, key="translate.device")
         prec = select_precision(precision, dev.type, key="translate.precision")
         model = model.to(device=dev, dtype=prec.dtype).eval()
-        return cls(model, tokenizer, dev, cfg.max_positions)
+        return cls(model, tokenizer, dev, cfg.max_positions, prec)
 
     # -- translating
 
@@ -325,6 +332,7 @@ def translate_splits(
     require_inputs(*sources.values(), stage="clean")
     check_translate_config(cfg)
     translator = Translator.load(model_dir, device=cfg.device, precision=cfg.precision)
+    print(translator.precision.describe(), file=sys.stderr, flush=True)
     counts = {}
     with atomic_dir(out) as tmp:
         for split, source in sources.items():

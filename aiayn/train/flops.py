@@ -3,10 +3,15 @@
 MFU = (model training FLOPs per target token x target tokens per second) / (peak FLOP/s x
 number of devices). The model's FLOPs per token come from :mod:`aiayn.model_info`; the peak
 is the vendor's dense (no sparsity) tensor-core figure for the precision in use on known
-GPUs, and a measured float32 matrix-multiply rate on CPUs.
+GPUs, and on CPUs the measured matrix-multiply rate in the dtype training uses (fp32 or
+bf16). A utilisation above 1 is never reported (:class:`Utilisation`).
 """
 
 from __future__ import annotations
+
+import sys
+
+from aiayn.hardware import matmul_rates
 
 # Dense peak TFLOP/s per GPU: (bf16/fp16 tensor cores, fp32 matmul as PyTorch runs it with
 # TF32 enabled on Ampere and newer). Matched by substring of the device name, first match wins.
@@ -39,28 +44,14 @@ def gpu_peak_flops(name: str, precision: str) -> float | None:
     return None
 
 
-def measure_matmul_flops(n: int = 512, dtype=None, seconds: float = 0.3) -> float:
-    """Measured FLOP/s of ``n x n`` float32 matrix products on the CPU (best of several runs)."""
-    import time
-
+def measure_matmul_flops(precision: str = "fp32") -> float:
+    """This CPU's matmul rate in FLOP/s in the dtype training computes in (``fp32`` or
+    ``bf16``): ``1024 x 1024`` products, threads warmed, median of 7 interleaved rounds of
+    ~0.1 s (:func:`aiayn.hardware.matmul_rates`), about a second in all."""
     import torch
 
-    dtype = dtype or torch.float32
-    g = torch.Generator().manual_seed(0)  # never touch the global RNG (resume is bitwise)
-    a = torch.randn(n, n, dtype=dtype, generator=g)
-    b = torch.randn(n, n, dtype=dtype, generator=g)
-    torch.mm(a, b)  # warm-up
-    best = float("inf")
-    reps = 4
-    deadline = time.perf_counter() + seconds
-    while True:
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            torch.mm(a, b)
-        best = min(best, (time.perf_counter() - t0) / reps)
-        if time.perf_counter() > deadline:
-            break
-    return 2.0 * n**3 / best
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    return matmul_rates((dtype,), n=1024, rounds=7, round_seconds=0.1)[dtype]
 
 
 def peak_flops(device, precision: str) -> tuple[float | None, str]:
@@ -71,4 +62,35 @@ def peak_flops(device, precision: str) -> tuple[float | None, str]:
         name = torch.cuda.get_device_name(device)
         peak = gpu_peak_flops(name, precision)
         return peak, (f"{name} datasheet" if peak else f"{name}: unknown peak")
-    return measure_matmul_flops(), "measured fp32 matmul rate"
+    dtype = "bf16" if precision == "bf16" else "fp32"
+    return measure_matmul_flops(dtype), f"measured {dtype} matmul rate"
+
+
+class Utilisation:
+    """Model FLOPs utilisation from a throughput: ``flops_per_token x tokens/s / (peak x
+    devices)``. A value above 1 means the peak was measured low (a busy moment on a CPU) or
+    the datasheet is wrong: it is never returned; the first one is reported once on
+    stderr and that figure is left out (None)."""
+
+    def __init__(self, flops_per_token: float, peak: float | None, devices: int = 1):
+        self.flops_per_token = flops_per_token
+        self.peak = peak
+        self.devices = devices
+        self.warned = False
+
+    def __call__(self, tokens_per_s: float) -> float | None:
+        if not self.peak:
+            return None
+        mfu = self.flops_per_token * tokens_per_s / (self.peak * self.devices)
+        if mfu <= 1.0:
+            return mfu
+        if not self.warned:
+            self.warned = True
+            print(
+                f"warning: model FLOPs utilisation {mfu:.2f} > 1 against a peak of "
+                f"{self.peak / 1e12:.3f} TFLOP/s per device: the peak is wrong (measured at a "
+                "busy moment?); utilisation is not logged when above 1",
+                file=sys.stderr,
+                flush=True,
+            )
+        return None

@@ -341,6 +341,9 @@ class _Run:
         precision = select_precision(cfg.precision, device.type)
         init_process_group(env, device)
         try:
+            # The CPU probe is timed, so ranks could disagree; all follow rank 0.
+            precision = all_gather_objects(precision, env)[0]
+            _print(env, precision.describe())
             train_ds = ShardDataset(self.shards, "train")
             check_tokenizer(self.shards, self.tokenizer)
             vocab_size = train_ds.vocab_size
@@ -375,7 +378,7 @@ class _Run:
         from aiayn.model import Transformer
         from aiayn.train.checkpoint import restore_rng
         from aiayn.train.distributed import under_launcher
-        from aiayn.train.flops import peak_flops
+        from aiayn.train.flops import Utilisation, peak_flops
         from aiayn.train.live import TrainLog
         from aiayn.train.signals import StopRequest
 
@@ -419,6 +422,7 @@ class _Run:
         if env.is_main:
             where = f"{peak / 1e12:.2f} TFLOP/s ({peak_src})" if peak else peak_src
             print(f"model FLOPs per target token {flops_tok / 1e6:.1f}M; peak {where}", flush=True)
+        self.utilisation = Utilisation(flops_tok, peak, env.world_size)
         self.ctx = dict(
             trainer=trainer,
             loader=loader,
@@ -435,7 +439,7 @@ class _Run:
         try:
             repeat_aborts = not under_launcher()  # torchrun workers get Ctrl-C twice
             with StopRequest(verbose=env.is_main, abort_on_repeat=repeat_aborts) as stop:
-                self._loop(trainer, loader, accum, dev, stop, log, flops_tok, peak)
+                self._loop(trainer, loader, accum, dev, stop, log)
         finally:
             log.close()
 
@@ -456,7 +460,7 @@ class _Run:
 
     # -- the loop
 
-    def _loop(self, trainer, loader, accum, dev, stop, log, flops_tok, peak) -> None:
+    def _loop(self, trainer, loader, accum, dev, stop, log) -> None:
         import torch
         from tqdm import tqdm
 
@@ -500,9 +504,7 @@ class _Run:
                 pbar.update(1)
                 if want_norm:
                     elapsed = time.perf_counter() - win_start
-                    metrics = self._train_metrics(
-                        win_loss, win_nll, win_tokens, elapsed, stats, flops_tok, peak
-                    )
+                    metrics = self._train_metrics(win_loss, win_nll, win_tokens, elapsed, stats)
                     log.log(step, metrics)
                     pbar.set_postfix(
                         loss=f"{metrics['train/loss']:.3f}",
@@ -541,7 +543,7 @@ class _Run:
             self._save(trainer, loader)
         _print(env, f"training done: step {trainer.step}, {self.tokens_total} target tokens")
 
-    def _train_metrics(self, win_loss, win_nll, win_tokens, elapsed, stats, flops_tok, peak):
+    def _train_metrics(self, win_loss, win_nll, win_tokens, elapsed, stats):
         import torch
 
         from aiayn.train.distributed import all_reduce_sum
@@ -552,9 +554,7 @@ class _Run:
             all_reduce_sum(sums)
         loss, nll = (sums / max(win_tokens, 1)).tolist()
         tok_s = win_tokens / max(elapsed, 1e-9)
-        mfu = None
-        if peak:
-            mfu = flops_tok * tok_s / (peak * env.world_size)
+        mfu = self.utilisation(tok_s)
         return {
             "train/loss": loss,
             "train/nll": nll,
