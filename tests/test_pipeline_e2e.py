@@ -53,10 +53,12 @@ MICRO = {
         "d_model": 32,
         "d_ff": 64,
         "n_heads": 2,
+        "dropout": 0.1,
         "max_positions": 256,
     },
     "shard": {"max_tokens_per_side": 96},
     "train": {
+        "precision": "fp32",  # the same run on every CPU kind (mixed is bf16 where fast)
         "max_steps": 12,
         "tokens_per_step": 1024,
         "max_tokens": 512,
