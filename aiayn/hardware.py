@@ -133,8 +133,10 @@ class Bf16Probe:
         return self.speedup < BF16_SLOW_FACTOR
 
     def rates(self) -> str:
-        """``bf16 matmul 0.8 vs fp32 57 GFLOP/s``."""
-        return f"bf16 matmul {_g(self.bf16_flops)} vs fp32 {_g(self.fp32_flops)} GFLOP/s"
+        """``bf16 matmul 0.8 vs fp32 57 GFLOP/s on one core``."""
+        return (
+            f"bf16 matmul {_g(self.bf16_flops)} vs fp32 {_g(self.fp32_flops)} GFLOP/s on one core"
+        )
 
     def summary(self) -> str:
         """Why bf16 is or is not used on this CPU, for the logs."""
@@ -156,10 +158,20 @@ def _g(flops: float) -> str:
 
 @functools.cache
 def probe_cpu_bf16() -> Bf16Probe:
-    """:class:`Bf16Probe` of this CPU (about 0.3 s; measured once per process)."""
+    """:class:`Bf16Probe` of this CPU (about 0.3 s; measured once per process).
+
+    Measured on one thread: what decides is the ratio of the two rates, a property of one
+    core's instructions, and one thread keeps it when other processes hold the cores (there,
+    a multi-threaded product waits on its slowest thread: a 0.2 ms fp32 product can take 100x
+    longer, a 30 ms emulated bf16 one hardly changes, and the ratio says nothing)."""
     import torch
 
-    rates = matmul_rates((torch.float32, torch.bfloat16))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        rates = matmul_rates((torch.float32, torch.bfloat16))
+    finally:
+        torch.set_num_threads(threads)
     return Bf16Probe(
         native_bf16_isa(), rates[torch.bfloat16], rates[torch.float32], isa_env_settings()
     )

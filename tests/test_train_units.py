@@ -149,14 +149,14 @@ def test_mixed_and_bf16_on_cpu_follow_the_probe(cpu_bf16):
     p = select_precision("mixed", "cpu")
     assert p.name == "bf16" and p.autocast
     assert p.describe() == (
-        "precision: bf16 (native bf16 on this CPU (AMX): bf16 matmul 600 vs fp32 250 GFLOP/s)"
+        "precision: bf16 (native bf16 on this CPU (AMX): bf16 matmul 600 vs fp32 250 GFLOP/s on one core)"
     )
     assert select_precision("bf16", "cpu").name == "bf16"
     cpu_bf16(SLOW_BF16)  # AVX2 only: bf16 70x slower
     p = select_precision("mixed", "cpu")
     assert p.name == "fp32" and not p.autocast
     assert p.describe() == (
-        "precision: fp32 (this CPU has no native bf16: bf16 matmul 0.8 vs fp32 57 GFLOP/s)"
+        "precision: fp32 (this CPU has no native bf16: bf16 matmul 0.8 vs fp32 57 GFLOP/s on one core)"
     )
     # native bf16 that torch does not use (its fast path switched off): not fast, slow
     cpu_bf16(Bf16Probe("AVX512-BF16", 1.8e9, 140e9))
@@ -177,7 +177,7 @@ def test_explicit_bf16_on_a_slow_bf16_cpu_is_refused(cpu_bf16):
         msg = str(e.value)
         assert "\n" not in msg
         assert msg.startswith(f"{key} is bf16, but bf16 runs 71x slower than fp32 on this CPU")
-        assert "bf16 matmul 0.8 vs fp32 57 GFLOP/s" in msg
+        assert "bf16 matmul 0.8 vs fp32 57 GFLOP/s on one core" in msg
         assert f"set {key}: mixed (bf16 only where fast) or fp32" in msg
 
 

@@ -23,7 +23,7 @@ fp32 (the error names the measured rates and the key to change).
 
 Every choice carries its reason (:attr:`Precision.reason`), which the train and translate
 stages log in one line: ``precision: fp32 (this CPU has no native bf16: bf16 matmul 0.8 vs
-fp32 57 GFLOP/s)``.
+fp32 57 GFLOP/s on one core)``.
 """
 
 from __future__ import annotations
