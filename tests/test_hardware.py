@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 
@@ -79,13 +80,14 @@ def test_check_gpu_arch_names_the_build():
 # ----------------------------------------------------------------------------- CPU bf16
 
 
-def test_matmul_rates_measure_every_dtype_without_touching_the_rng():
+def test_matmul_rates_measure_every_dtype_without_touching_the_rng(one_thread):
     torch.manual_seed(7)
     before = torch.get_rng_state()
     rates = matmul_rates((torch.float32, torch.bfloat16), n=64, rounds=3, round_seconds=0.002)
     assert torch.equal(torch.get_rng_state(), before)
     assert set(rates) == {torch.float32, torch.bfloat16}
-    assert all(r > 1e7 for r in rates.values())  # any CPU does 64^3 at > 10 MFLOP/s
+    # even emulated bf16 on a core shared with ten other processes does > 1 MFLOP/s
+    assert all(math.isfinite(r) and r > 1e6 for r in rates.values())
 
 
 def test_probe_of_this_cpu_is_consistent():
