@@ -109,6 +109,20 @@ def barrier(env: DistEnv) -> None:
         dist.barrier()
 
 
+def peer_failure(e: BaseException) -> bool:
+    """Whether ``e`` says that another rank is gone (its process or node stopped, or the
+    network between them failed), as gloo and NCCL report it."""
+    import torch.distributed as dist
+
+    dist_error = getattr(dist, "DistError", ())
+    if dist_error and isinstance(e, dist_error):
+        return True
+    text = str(e)
+    return isinstance(e, RuntimeError) and any(
+        s in text for s in ("gloo", "NCCL", "Connection reset by peer", "Connection closed")
+    )
+
+
 # ----------------------------------------------------------------------------- launcher
 
 

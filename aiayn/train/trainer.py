@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiayn.config import ModelConfig, Params, TrainConfig, to_dict
+from aiayn.errors import AiaynError
 from aiayn.train.distributed import DistEnv
 from aiayn.train.loss import label_smoothed_nll_loss
 from aiayn.train.precision import Precision
@@ -377,7 +378,7 @@ class _Run:
         from aiayn.dataset import ShardDataset
         from aiayn.model import Transformer
         from aiayn.train.checkpoint import restore_rng
-        from aiayn.train.distributed import under_launcher
+        from aiayn.train.distributed import peer_failure, under_launcher
         from aiayn.train.flops import Utilisation, peak_flops
         from aiayn.train.live import TrainLog
         from aiayn.train.signals import StopRequest
@@ -440,6 +441,15 @@ class _Run:
             repeat_aborts = not under_launcher()  # torchrun workers get Ctrl-C twice
             with StopRequest(verbose=env.is_main, abort_on_repeat=repeat_aborts) as stop:
                 self._loop(trainer, loader, accum, dev, stop, log)
+        except RuntimeError as e:
+            if not (env.distributed and peer_failure(e)):
+                raise
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise AiaynError(
+                f"rank {env.rank} lost the other training processes at step {trainer.step + 1} "
+                f"(a node or process stopped, or the network failed: {first}); the checkpoints "
+                f"in {self.checkpoints} are kept: start the stage again on every node to resume"
+            ) from None
         finally:
             log.close()
 
