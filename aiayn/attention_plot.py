@@ -351,12 +351,16 @@ def picture(
     out_dir: Path = OUT_DIR,
 ) -> tuple[Path, AttentionMaps]:
     """Translate ``sentence``, capture its attention and write the picture: (path, maps)."""
+    from aiayn.fsio import ensure_writable_dir
+
     import_pyplot()  # fail before translating
     if kind not in KINDS:
         raise AiaynError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
     resolve_layer(
         layer, len(translator.model.encoder if kind == "enc" else translator.model.decoder)
     )
+    source_ids(translator, sentence)  # a sentence that cannot be pictured fails here
+    ensure_writable_dir(out_dir)  # and so does an output folder that cannot be written
     maps = collect_attention(translator, sentence, cfg)
     return write_attention(maps, kind, layer, out_dir), maps
 
@@ -397,6 +401,7 @@ def attention_command(
         params, device=device, precision=precision, nbest=1, where="aiayn attention"
     )
     translator = Translator.load(model_dir, device=cfg.device, precision=cfg.precision)
+    print(translator.precision.describe(), file=sys.stderr)
     path, maps = picture(translator, sentence, cfg, kind, layer, out_dir)
     print(f"{maps.sentence} -> {maps.translation}", file=sys.stderr)
     print(path, flush=True)

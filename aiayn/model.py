@@ -12,7 +12,8 @@ One file, read top to bottom:
   or pre-norm (``x = x + Dropout(Sublayer(LayerNorm(x)))``, plus a final LayerNorm).
 - :class:`Transformer`: embeddings scaled by sqrt(d_model) (3.4) with three-way weight tying,
   ``forward``/``encode``/``decode`` for training, and ``init_state``/``decode_step`` with a
-  key/value cache (:class:`DecoderState`) for incremental decoding (beam search).
+  key/value cache (:class:`DecoderState`) for incremental decoding (beam search), and
+  ``capture_attention`` to read the softmax weights back (:class:`AttentionWeights`).
 - :data:`PRESETS`, :func:`count_parameters`, :func:`parameter_formula`.
 
 Masks. Padding id is 0 (:data:`PAD`). The encoder builds one boolean key mask per forward

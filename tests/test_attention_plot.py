@@ -226,13 +226,15 @@ def test_command_writes_the_png_and_prints_its_path(project, monkeypatch, capsys
         (["--layer", "0", "--kind", "dec"], "error: --layer must be between 1 and 2; got 0"),
         (["--model-dir", "nowhere"], "no trained model in nowhere"),
         (["--device", "tpu"], "error: --device must be one of auto, cpu, cuda; got 'tpu'"),
+        (["-o", "/proc/no/such"], "error: cannot create output folder /proc/no/such"),
     ],
 )
 def test_command_errors_are_one_line_and_write_nothing(project, monkeypatch, capsys, args, message):
     monkeypatch.chdir(project)
     assert _run(["attention", SENTENCE, "-o", "errors", *args]) == 1
     err = capsys.readouterr().err
-    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and message in errors[0] and "Traceback" not in err
     assert not (project / "errors").exists()
 
 
