@@ -5,6 +5,8 @@ checkout it sits in. Here that is a fresh copy of the project (tests/test_pipeli
 ``make_project``) with one extra preset, ``configs/ci.yaml``: the demo shrunk to the e2e
 test's micro run, chosen through the notebook's ``AIAYN_PRESET`` setting. The second run is
 what a user does after a disconnect (Run all): nothing is rerun, everything still works.
+The Colab-only cells (Drive, clone, pull) run against a faked ``google.colab`` and a local
+upstream repository.
 """
 
 from __future__ import annotations
@@ -120,3 +122,65 @@ def test_the_notebook_and_the_readme_name_the_same_repository():
     )
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")  # no outputs kept
     assert nb.metadata["accelerator"] == "GPU"
+
+
+FAKE_COLAB = """
+import sys, types
+google, colab, drive = (types.ModuleType(n) for n in ("google", "google.colab", "google.colab.drive"))
+MOUNTED = []
+drive.mount = MOUNTED.append
+google.colab, colab.drive = colab, drive
+sys.modules.update({"google": google, "google.colab": colab, "google.colab.drive": drive})
+"""
+
+
+def _git(*args, cwd: Path) -> None:
+    import subprocess
+
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def test_in_colab_it_clones_once_then_fast_forwards_and_never_overwrites_edits(
+    tmp_path, monkeypatch
+):
+    """The Colab branch of the first cells, with google.colab faked and a local upstream:
+    first run clones into the Drive folder, a re-run pulls, a pull that would overwrite a
+    local edit is refused and the notebook goes on."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    upstream = tmp_path / "upstream"
+    upstream.mkdir()
+    _git("init", "-q", cwd=upstream)
+    _git("config", "user.email", "t@example.com", cwd=upstream)
+    _git("config", "user.name", "t", cwd=upstream)
+    (upstream / "params.yaml").write_text("a: 1\n")
+    _git("add", "-A", cwd=upstream)
+    _git("commit", "-qm", "first", cwd=upstream)
+    _kernel_env(tmp_path, monkeypatch)
+    drive = tmp_path / "drive" / "MyDrive" / "aiayn"
+    monkeypatch.setenv("AIAYN_REPO_URL", str(upstream))
+    monkeypatch.setenv("AIAYN_DRIVE_PROJECT", str(drive))
+
+    source = nbformat.read(NOTEBOOK, as_version=4)
+    settings, where, code = [c.source for c in source.cells if c.cell_type == "code"][:3]
+    edit = (
+        "(PROJECT / 'params.yaml').write_text('a: 2  # my edit\\n')\n"
+        f"open({str(upstream / 'params.yaml')!r}, 'w').write('a: 3\\n')\n"
+        f"sh('git', '-C', {str(upstream)!r}, 'commit', '-qam', 'second')"
+    )
+    undo = "sh('git', 'checkout', 'params.yaml')"
+    cells = [FAKE_COLAB, settings, where, code, "print('MOUNTED', MOUNTED)"]
+    show = "print(repr((PROJECT / 'params.yaml').read_text()))"
+    cells += [edit, where, code, show, undo, where, code]  # Run all after a disconnect, twice
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    NotebookClient(nb, kernel_name=KERNEL, timeout=120).execute(cwd=str(tmp_path))
+    out = [_text(c) for c in nb.cells]
+    assert out[4] == "MOUNTED ['/content/drive']\n"
+    assert (drive / ".git").is_dir() and "code: " in out[3] and " first" in out[3]
+    # the pull would overwrite the edited params.yaml: git refuses, the notebook goes on
+    assert "not updated" in out[7] and " first" in out[7]
+    assert out[8] == repr("a: 2  # my edit\n") + "\n"  # the edit is kept
+    # without the edit in the way it fast-forwards
+    assert "not updated" not in out[11] and " second" in out[11]
+    assert (drive / "params.yaml").read_text() == "a: 3\n"
