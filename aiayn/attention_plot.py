@@ -211,18 +211,19 @@ def _stack_steps(calls: list, causal: bool) -> np.ndarray:
 # ----------------------------------------------------------------------------- drawing
 
 
-def import_pyplot():
-    """matplotlib.pyplot on the Agg backend, or an AiaynError naming the extra to install."""
+def new_figure(**kwargs):
+    """A matplotlib Figure on its own Agg canvas (no pyplot: no global state, no backend
+    switch in a user's session), or an AiaynError naming the extra to install."""
     try:
-        import matplotlib
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
     except ImportError:
         raise AiaynError(
             f"attention pictures need matplotlib, which is not installed: {VIZ_HINT}"
         ) from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def label_step(n: int, length_in: float, font_size: float = FONT_SIZE) -> int:
@@ -270,7 +271,6 @@ def _grid(subfig: Any, n: int, ncols: int) -> list:
 def draw_attention(maps: AttentionMaps, kind: str, layer: int | None = None):
     """The figure for ``kind`` (enc/dec/cross): the heads of ``layer`` (1-based, default
     the last) on top, the mean over heads of every layer below. Returns the Figure."""
-    plt = import_pyplot()
     per_layer, rows, cols, row_name, col_name = maps.panels(kind)
     n_layers, n_heads = len(per_layer), per_layer[0].shape[0]
     layer = resolve_layer(layer, n_layers)
@@ -285,7 +285,7 @@ def draw_attention(maps: AttentionMaps, kind: str, layer: int | None = None):
     )
     title_in = (title.count("\n") + 1) * 11 * 1.3 / 72 + 0.2
     height = (head_rows + layer_rows) * (ph + margin + 0.3) + title_in
-    fig = plt.figure(figsize=(width, height), layout="constrained")
+    fig = new_figure(figsize=(width, height), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[head_rows, layer_rows])
     top.suptitle(f"Layer {layer} of {n_layers}, each head", fontsize=10)
     bottom.suptitle(f"Mean over the {n_heads} heads, each layer", fontsize=10)
@@ -331,14 +331,10 @@ def write_attention(maps: AttentionMaps, kind: str, layer: int | None, out_dir: 
     """Draw ``kind`` and write it as a PNG under ``out_dir`` (atomically); the path."""
     from aiayn.fsio import atomic_path
 
-    plt = import_pyplot()
     fig = draw_attention(maps, kind, layer)
     out = output_path(maps.sentence, kind, resolve_layer(layer, len(maps.panels(kind)[0])), out_dir)
-    try:
-        with atomic_path(out) as tmp:
-            fig.savefig(tmp, format="png", dpi=DPI)
-    finally:
-        plt.close(fig)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI)
     return out
 
 
@@ -353,7 +349,7 @@ def picture(
     """Translate ``sentence``, capture its attention and write the picture: (path, maps)."""
     from aiayn.fsio import ensure_writable_dir
 
-    import_pyplot()  # fail before translating
+    new_figure()  # without matplotlib, fail before translating
     if kind not in KINDS:
         raise AiaynError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
     resolve_layer(
@@ -396,7 +392,7 @@ def attention_command(
     from aiayn.decode.cli import translate_settings
     from aiayn.decode.translator import Translator
 
-    import_pyplot()
+    new_figure()  # without matplotlib, fail before loading the model
     cfg = translate_settings(
         params, device=device, precision=precision, nbest=1, where="aiayn attention"
     )

@@ -255,7 +255,8 @@ def test_sentences_that_cannot_be_pictured(project, monkeypatch, capsys, sentenc
 
 def test_without_matplotlib_the_error_names_the_extra(project, monkeypatch, capsys):
     monkeypatch.chdir(project)
-    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    for name in [n for n in sys.modules if n.split(".")[0] == "matplotlib"] + ["matplotlib"]:
+        monkeypatch.setitem(sys.modules, name, None)  # import matplotlib... -> ImportError
     assert _run(["attention", SENTENCE, "--model-dir", "nowhere"]) == 1  # checked first
     assert capsys.readouterr().err == (
         "error: attention pictures need matplotlib, which is not installed: "
