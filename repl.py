@@ -5,6 +5,8 @@ Loads the latest trained model and its tokenizer if they exist (the averaged mod
 
     tr("An English sentence.")   translate (beam and length penalty from params.yaml)
     tr([...], beam_size=1)       several sentences; any translate.* param as a keyword
+    att("An English sentence.")  translate it and draw its attention (reports/attention/);
+                                 att("...", kind="cross", layer=1): kind enc, dec or cross
     params()                     total and trainable parameter counts
     rf()                         reload the aiayn modules after an edit, then the model
 
@@ -82,6 +84,24 @@ def tr(text: str | list[str], **overrides) -> str | list[str]:
     return out[0] if isinstance(text, str) else out
 
 
+def att(
+    text: str, kind: str = "enc", layer: int | None = None, out_dir: str | None = None, **overrides
+) -> Path:
+    """Translate one sentence and write its attention picture (``aiayn attention``): the heads
+    of ``layer`` (1-based, default the last) and each layer's mean over heads, for ``kind``
+    enc (encoder self-attention), dec (decoder self-attention) or cross (encoder-decoder).
+    Returns the PNG's path (under ``reports/attention/`` unless ``out_dir`` is given)."""
+    if translator is None:
+        raise RuntimeError("no model loaded: train one first (make demo), then rf()")
+    from aiayn.attention_plot import OUT_DIR, picture
+
+    folder = ROOT / OUT_DIR if out_dir is None else Path(out_dir)
+    cfg = _translate_config(**overrides)
+    path, maps = picture(translator, text, cfg, kind, layer, folder)
+    print(f"{maps.sentence} -> {maps.translation}\n{path}")
+    return path
+
+
 def params() -> tuple[int, int]:
     """Print and return (total, trainable) parameter counts of the loaded model."""
     if model is None:
@@ -104,4 +124,4 @@ def rf() -> None:
 
 _load()
 if translator is not None:
-    print('try: tr("The new president said that the economy is growing.")  params()  rf()')
+    print('try: tr("The new president said that the economy is growing.")  att("...")  rf()')

@@ -12,7 +12,8 @@ One file, read top to bottom:
   or pre-norm (``x = x + Dropout(Sublayer(LayerNorm(x)))``, plus a final LayerNorm).
 - :class:`Transformer`: embeddings scaled by sqrt(d_model) (3.4) with three-way weight tying,
   ``forward``/``encode``/``decode`` for training, and ``init_state``/``decode_step`` with a
-  key/value cache (:class:`DecoderState`) for incremental decoding (beam search).
+  key/value cache (:class:`DecoderState`) for incremental decoding (beam search), and
+  ``capture_attention`` to read the softmax weights back (:class:`AttentionWeights`).
 - :data:`PRESETS`, :func:`count_parameters`, :func:`parameter_formula`.
 
 Masks. Padding id is 0 (:data:`PAD`). The encoder builds one boolean key mask per forward
@@ -33,7 +34,9 @@ unit variance (as fairseq and tensor2tensor do), LayerNorm weight 1 and bias 0.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
@@ -174,7 +177,13 @@ class KVCache:
 
 
 def attend(
-    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, is_causal: bool, dropout: float
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Tensor | None,
+    is_causal: bool,
+    dropout: float,
+    record: list[Tensor] | None = None,
 ) -> Tensor:
     """Scaled dot-product attention (3.2.1): softmax(Q K^T / sqrt(d_k)) V.
 
@@ -184,7 +193,14 @@ def attend(
     Under bf16 autocast on CPU the attention itself runs in float32: PyTorch's CPU bf16
     attention backward is many times slower than float32, while the projections around it
     (the bulk of the FLOPs) keep running in bf16 on the CPU's matrix units.
+
+    ``record``: a list to append the softmax weights (B, h, T, S) to (see
+    :meth:`Transformer.capture_attention`); the attention is then computed by
+    :func:`attend_with_weights` instead of the fused kernel. None (always, outside a
+    capture) is the fused path, untouched.
     """
+    if record is not None:
+        return attend_with_weights(q, k, v, mask, is_causal, dropout, record)
     if q.dtype == torch.bfloat16 and q.device.type == "cpu":
         with torch.autocast("cpu", enabled=False):
             out = F.scaled_dot_product_attention(
@@ -201,6 +217,38 @@ def attend(
     )
 
 
+def attend_with_weights(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Tensor | None,
+    is_causal: bool,
+    dropout: float,
+    record: list[Tensor],
+) -> Tensor:
+    """:func:`attend` one step at a time, so that the softmax weights can be kept.
+
+    Same arguments and result (up to float rounding) as the fused path; appends
+    A = softmax(Q K^T / sqrt(d_k)), float32 (B, h, T, S), detached, to ``record`` and
+    returns A V (B, h, T, d_k) in q's dtype. ``is_causal`` masks key s > query t (the fused
+    kernel's top-left alignment). Computed in float32 whatever the autocast, so every row
+    of A sums to 1 to float32 precision.
+    """
+    with torch.autocast(q.device.type, enabled=False):
+        scores = q.float() @ k.float().transpose(-2, -1) / math.sqrt(q.size(-1))  # (B, h, T, S)
+        if is_causal:
+            T, S = scores.shape[-2:]
+            future = torch.ones(T, S, dtype=torch.bool, device=q.device).triu(1)  # (T, S)
+            scores = scores.masked_fill(future, float("-inf"))
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        weights = scores.softmax(dim=-1)  # (B, h, T, S)
+        record.append(weights.detach())
+        if dropout > 0.0:
+            weights = F.dropout(weights, dropout, True)
+        return (weights @ v.float()).to(q.dtype)  # (B, h, T, d_k)
+
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention (3.2.2), Q, K and V from one fused projection.
 
@@ -214,6 +262,7 @@ class SelfAttention(nn.Module):
         self.attention_dropout = attention_dropout
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.out = nn.Linear(d_model, d_model)
+        self.record: list[Tensor] | None = None  # a list: keep the softmax weights (capture)
 
     def forward(
         self,
@@ -237,7 +286,7 @@ class SelfAttention(nn.Module):
             k, v = cache.append(k, v)  # (B, h, t, d_k): the past and this position
             mask, is_causal = None, False
         dropout = self.attention_dropout if self.training else 0.0
-        y = attend(q, k, v, mask, is_causal, dropout)  # (B, h, T, d_k)
+        y = attend(q, k, v, mask, is_causal, dropout, self.record)  # (B, h, T, d_k)
         return self.out(merge_heads(y))  # (B, T, D)
 
 
@@ -253,6 +302,7 @@ class CrossAttention(nn.Module):
         self.q = nn.Linear(d_model, d_model)  # W^Q
         self.kv = nn.Linear(d_model, 2 * d_model)  # W^K and W^V, stacked
         self.out = nn.Linear(d_model, d_model)  # W^O
+        self.record: list[Tensor] | None = None  # a list: keep the softmax weights (capture)
 
     def project_kv(self, memory: Tensor) -> tuple[Tensor, Tensor]:
         """memory (B, S, D) -> keys and values, each (B, h, S, d_k)."""
@@ -265,7 +315,7 @@ class CrossAttention(nn.Module):
         """x (B, T, D), kv from :meth:`project_kv`, mask (B, 1, 1, S) bool or None -> (B, T, D)."""
         q = split_heads(self.q(x), self.n_heads)  # (B, h, T, d_k)
         dropout = self.attention_dropout if self.training else 0.0
-        y = attend(q, kv[0], kv[1], mask, False, dropout)  # (B, h, T, d_k)
+        y = attend(q, kv[0], kv[1], mask, False, dropout, self.record)  # (B, h, T, d_k)
         return self.out(merge_heads(y))  # (B, T, D)
 
 
@@ -404,6 +454,16 @@ class DecoderState:
         for cache in self.self_kv:
             cache.reorder(index)
         return self
+
+
+@dataclass
+class AttentionWeights:
+    """The softmax weights that :meth:`Transformer.capture_attention` kept: per layer, one
+    tensor per call of that attention module, in call order (float32)."""
+
+    encoder: list[list[Tensor]] = field(default_factory=list)  # self-attention (B, h, S, S)
+    decoder: list[list[Tensor]] = field(default_factory=list)  # masked self-attn (B, h, T, t)
+    cross: list[list[Tensor]] = field(default_factory=list)  # encoder-decoder (B, h, T, S)
 
 
 def key_mask(src_pad: Tensor) -> Tensor | None:
@@ -553,6 +613,36 @@ class Transformer(nn.Module):
             x = layer(x, kv, state.mask, cache=cache)
         state.length += 1
         return self._logits(x[:, 0])  # (B, V)
+
+    # -- looking inside
+
+    @contextmanager
+    def capture_attention(self) -> Iterator[AttentionWeights]:
+        """Keep every attention's softmax weights while inside the ``with`` block.
+
+        ``with model.capture_attention() as att: model.encode(src)`` leaves the encoder's
+        weights in ``att.encoder[layer]``; ``decode``/``decode_step`` add to ``att.decoder``
+        (self-attention; a step's row covers the t positions so far) and ``att.cross``.
+        Inside, attention runs through :func:`attend_with_weights` (same results up to float
+        rounding); outside, and after the block, the fused kernel runs exactly as before.
+        """
+        modules = (
+            [layer.self_attn for layer in self.encoder]
+            + [layer.self_attn for layer in self.decoder]
+            + [layer.cross_attn for layer in self.decoder]
+        )
+        if any(m.record is not None for m in modules):
+            raise RuntimeError("capture_attention() is already active on this model")
+        att = AttentionWeights(
+            [[] for _ in self.encoder], [[] for _ in self.decoder], [[] for _ in self.decoder]
+        )
+        for module, record in zip(modules, att.encoder + att.decoder + att.cross, strict=True):
+            module.record = record
+        try:
+            yield att
+        finally:
+            for module in modules:
+                module.record = None
 
 
 # ----------------------------------------------------------------------------- counting

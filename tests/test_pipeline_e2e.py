@@ -95,12 +95,15 @@ def _ran(output: str) -> list[str]:
     return re.findall(r"Running stage '([\w-]+)'", output)
 
 
-def make_project(tmp_path: Path, overrides: dict) -> Path:
-    """A fresh git repo holding a copy of the project with ``overrides`` merged into params."""
+def make_project(tmp_path: Path, overrides: dict | None) -> Path:
+    """A fresh git repo holding a copy of the project with ``overrides`` merged into params
+    (None: params.yaml as it is)."""
     proj = tmp_path / "proj"
     shutil.copytree(ROOT, proj, ignore=IGNORE)
-    params = yaml.safe_load((proj / "params.yaml").read_text())
-    (proj / "params.yaml").write_text(yaml.safe_dump(_merge(params, overrides), sort_keys=False))
+    if overrides is not None:
+        params = yaml.safe_load((proj / "params.yaml").read_text())
+        text = yaml.safe_dump(_merge(params, overrides), sort_keys=False)
+        (proj / "params.yaml").write_text(text)
     _run(["git", "init", "-q"], proj)
     _run(["git", "config", "user.email", "test@example.com"], proj)
     _run(["git", "config", "user.name", "test"], proj)

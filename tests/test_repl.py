@@ -71,3 +71,17 @@ def test_without_a_model_it_says_so(tmp_path):
     out = _session(tmp_path, "print('MODEL', model)\n")
     assert "no trained model yet" in out
     assert "MODEL None" in out
+
+
+def test_att_writes_the_attention_picture(project, tmp_path):  # noqa: F811
+    out = _session(
+        project,
+        f'p = att("the cat sat on the mat", kind="cross", out_dir="{tmp_path}")\n'
+        'print("PNG", p.suffix, p.read_bytes()[:4])\n'
+        'q = att("a dog", beam_size=1)\n'
+        'print("DEFAULT", q.relative_to(ROOT).parent, q.name.endswith(".enc.layer1.png"))\n',
+    )
+    assert "the cat sat on the mat -> " in out
+    assert "PNG .png b'\\x89PNG'" in out
+    assert "DEFAULT reports/attention True" in out
+    assert [p.suffix for p in tmp_path.iterdir()] == [".png"]

@@ -118,9 +118,21 @@ def tiny_corpus() -> list[str]:
     ]
 
 
+TINY_MODEL = ModelConfig(
+    encoder_layers=1, decoder_layers=1, d_model=16, d_ff=32, n_heads=2, max_positions=64
+)
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """A project folder with data/tokenizer/tokenizer.json, two checkpoints and data/model."""
+    return build_project(tmp_path_factory.mktemp("project"), TINY_MODEL)
+
+
+def build_project(root, cfg: ModelConfig, eos_boost: float = 4.0):
+    """``root`` with a BPE tokenizer of the tiny corpus, two random checkpoints of ``cfg``
+    (</s>'s embedding scaled by ``eos_boost``: > 1 makes outputs short) and their average
+    in data/model; returns ``root``."""
     from tokenizers import pre_tokenizers, trainers
 
     from aiayn.average import average_checkpoints
@@ -128,7 +140,6 @@ def project(tmp_path_factory):
     from aiayn.model import Transformer
     from aiayn.tokenizer import SPECIAL_TOKENS, new_tokenizer
 
-    root = tmp_path_factory.mktemp("project")
     tok = new_tokenizer()
     trainer = trainers.BpeTrainer(
         vocab_size=300,
@@ -142,16 +153,13 @@ def project(tmp_path_factory):
     tok.save(str(tok_path))
     vocab = tok.get_vocab_size()
 
-    cfg = ModelConfig(
-        encoder_layers=1, decoder_layers=1, d_model=16, d_ff=32, n_heads=2, max_positions=64
-    )
     ck = root / "data" / "checkpoints"
     ck.mkdir()
     for step, seed in ((100, 0), (200, 1)):
         torch.manual_seed(seed)
         model = Transformer(cfg, vocab)
         with torch.no_grad():
-            model.embed.weight[EOS].mul_(4.0)  # end sentences early: short, fast tests
+            model.embed.weight[EOS].mul_(eos_boost)  # end sentences early: short, fast tests
         state = {"model": model.state_dict(), "step": step, "model_config": to_dict(cfg)}
         state["vocab_size"] = vocab
         torch.save(state, ck / f"checkpoint_{step:08d}.pt")

@@ -46,6 +46,38 @@ def _format(index: int, translations, nbest: int) -> list[str]:
     return [f"{index} ||| {t.text} ||| {t.score:.4f}" for t in translations]
 
 
+def translate_settings(
+    params: Path | None,
+    beam_size: int | None = None,
+    nbest: int | None = None,
+    device: str | None = None,
+    precision: str | None = None,
+    where: str = "aiayn translate",
+) -> TranslateConfig:
+    """The translate section of ``params`` (default: params.yaml if it exists, else the
+    paper's settings) with the command line's options over it, checked."""
+    from aiayn.config import load_params
+    from aiayn.decode.translator import check_translate_config
+
+    if params is not None:
+        cfg = load_params(params).translate
+    elif paths.PARAMS.exists():
+        cfg = load_params(paths.PARAMS).translate
+    else:
+        cfg = TranslateConfig()
+    overrides = {"beam_size": beam_size, "nbest": nbest, "device": device, "precision": precision}
+    cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    if nbest is not None and beam_size is None and cfg.beam_size < nbest:
+        cfg = replace(cfg, beam_size=nbest)  # --nbest 5 alone widens the beam to 5
+    for key in ("device", "precision"):
+        if getattr(cfg, key) not in _choices(key):
+            raise ConfigError(
+                f"--{key} must be one of {', '.join(_choices(key))}; got {getattr(cfg, key)!r}"
+            )
+    check_translate_config(cfg, where=where)
+    return cfg
+
+
 def translate(
     input: Annotated[
         Path | None, typer.Argument(help="English text, one sentence per line (default: stdin)")
@@ -74,27 +106,12 @@ def translate(
     precision: Annotated[str | None, typer.Option(help="auto, mixed, fp32, fp16 or bf16")] = None,
 ) -> None:
     """Translate English lines (a file or stdin) into German with the averaged model."""
-    from aiayn.config import load_params
-    from aiayn.decode.translator import Translator, check_translate_config
+    from aiayn.decode.translator import Translator
     from aiayn.fsio import atomic_file
 
-    if params is not None:
-        cfg = load_params(params).translate
-    elif paths.PARAMS.exists():
-        cfg = load_params(paths.PARAMS).translate
-    else:
-        cfg = TranslateConfig()
-    overrides = {"beam_size": beam_size, "nbest": nbest, "device": device, "precision": precision}
-    cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
-    if nbest is not None and beam_size is None and cfg.beam_size < nbest:
-        cfg = replace(cfg, beam_size=nbest)  # --nbest 5 alone widens the beam to 5
-    for key in ("device", "precision"):
-        if getattr(cfg, key) not in _choices(key):
-            raise ConfigError(
-                f"--{key} must be one of {', '.join(_choices(key))}; got {getattr(cfg, key)!r}"
-            )
-    check_translate_config(cfg, where="aiayn translate")
-
+    cfg = translate_settings(
+        params, beam_size=beam_size, nbest=nbest, device=device, precision=precision
+    )
     translator = Translator.load(model_dir, device=cfg.device, precision=cfg.precision)
     interactive = input is None and output is None and sys.stdin.isatty()
     if interactive:
