@@ -32,6 +32,7 @@ from pathlib import Path
 from bench import BENCHMARKS
 from bench.report import (
     ROOT,
+    CpuUse,
     build_report,
     check_figure,
     cpu_info,
@@ -92,7 +93,7 @@ def call_run(module, mode: str) -> list:
 
 def run_one(name: str, module_name: str, mode: str) -> tuple[dict, list[dict]]:
     """Run one benchmark; (its entry for ``benchmarks``, its checked figures)."""
-    t0 = time.perf_counter()
+    t0, cpu = time.perf_counter(), CpuUse()
     entry: dict = {"module": module_name, "seconds": None, "figures": 0, "error": None}
     figures: list[dict] = []
     try:
@@ -109,6 +110,7 @@ def run_one(name: str, module_name: str, mode: str) -> tuple[dict, list[dict]]:
         figures = []
     entry["seconds"] = round(time.perf_counter() - t0, 1)
     entry["figures"] = len(figures)
+    entry["others_cpu"] = cpu.others()
     return entry, figures
 
 
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     mode = mode_of(args)
     names = args.only or list(BENCHMARKS)
-    started, t0 = now_utc(), time.perf_counter()
+    started, t0, cpu = now_utc(), time.perf_counter(), CpuUse()
     machine = machine_info()
     import torch
 
@@ -134,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         figures += figs
         status = entry["error"] or f"{entry['figures']} figures"
         print(f"== bench {name}: {status} in {entry['seconds']:.0f} s", file=sys.stderr)
+    machine["others_cpu"] = cpu.others()
     report = build_report(
         kind="cpu",
         mode=mode,

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from bench.bench_shard import CACHE, TINY_TYPES, WORD_TYPES, cached_corpus
+from bench.report import paired_stats
 
 SAMPLE_PAIRS = 200_000
 
@@ -117,6 +118,7 @@ def run(quick: bool, tiny: bool = False) -> list[dict]:
             "peer": _stats(peer),
             "peer_name": "subword-nmt learn_bpe",
             "ratio": statistics.median(peer) / statistics.median(ours),
+            "paired": paired_stats(peer, ours),
             "ratio_meaning": "subword-nmt time / aiayn time (higher: aiayn faster)",
             "notes": f"{pairs:,} pairs x 2 sides, {merges:,} merges (vocab {vocab:,}), "
             f"min_frequency 2; tokenizers on {os.cpu_count()} cores, subword-nmt on 1; "
@@ -129,6 +131,7 @@ def run(quick: bool, tiny: bool = False) -> list[dict]:
             "peer": _stats(enc_peer),
             "peer_name": "subword-nmt apply_bpe",
             "ratio": statistics.median(enc_ours) / statistics.median(enc_peer),
+            "paired": paired_stats(enc_ours, enc_peer),
             "ratio_meaning": "aiayn / subword-nmt sentences per second (higher: aiayn faster)",
             "notes": f"{len(lines):,} lines (both sides), the models learned above; aiayn "
             f"encode_flat (as the shard stage), subword-nmt BPE.process_line; fresh caches; "

@@ -48,6 +48,8 @@ import threading
 import time
 from pathlib import Path
 
+from bench.report import paired_stats
+
 ROOT = Path(__file__).resolve().parent.parent
 # AIAYN_BENCH_CACHE moves the generated corpora (the unit test uses a temporary folder).
 CACHE = Path(os.environ.get("AIAYN_BENCH_CACHE") or ROOT / ".cache" / "bench")
@@ -412,6 +414,7 @@ def run(
             "peer": p,
             "peer_name": "HF datasets (from_generator + map num_proc) with the same filters",
             "ratio": p["median"] / a["median"],
+            "paired": paired_stats(walls["datasets"], walls["aiayn"]),
             "ratio_meaning": "peer time / aiayn time (> 1: aiayn faster)",
             "notes": f"{cores} cores, workers=all; fresh process per run, {rounds} alternating "
             f"round(s); outputs identical: {digests['aiayn'] == digests['datasets']}",

@@ -16,10 +16,12 @@ max_new_tokens = L``. Work per sentence is then identical across systems; figure
 sentences/s and output tokens/s (beam 4, hypotheses of the batch x L).
 
 Systems alternate batch by batch (the order rotates), so load from other processes hits
-all alike. Each round is an interleaved slice of the batches (long and short ones);
-per-round rates give median/min/max, and each ratio is total throughput over total
-throughput on the rounds both systems ran (the slow uncached one runs in every 4th round of
-the full run).
+all alike. In the full run each round is an interleaved slice of the batches (long and short
+ones), so the 3003 sentences are decoded once; the quick run decodes its few sentences again
+in every round, so that rounds differ only by noise. Per-round rates give median/min/max,
+the per-round ratios (same work, same time) their spread (``paired``), and each ratio is
+total throughput over total throughput on the rounds both systems ran (the slow uncached
+one runs in every 4th round of the full run, every 2nd of the quick one).
 
 Run alone: ``python -m bench.bench_decode [--quick]`` prints the figures as JSON.
 """
@@ -140,14 +142,21 @@ def systems(aiayn, marian, beam: int):
     }
 
 
-def measure(n_sentences: int, max_tokens: int, rounds: int, uncached_every: int, beam: int = 4):
+def measure(
+    n_sentences: int,
+    max_tokens: int,
+    rounds: int,
+    uncached_every: int,
+    beam: int = 4,
+    repeat: bool = False,
+):
     """Per-round work and time of each system: ``{name: [(sentences, tokens, seconds)]}``
     with ``None`` for rounds a system skipped, and the torch thread count.
 
     The workload is cut into ``rounds`` interleaved slices of whole batches (each slice
-    holds long and short batches); in each slice every system decodes the same batches,
-    alternating batch by batch with the order rotating. The uncached system (slow) only runs
-    in every ``uncached_every``-th round.
+    holds long and short batches), or, with ``repeat``, every round decodes all of it; in
+    each round every system decodes the same batches, alternating batch by batch with the
+    order rotating. The uncached system (slow) only runs in every ``uncached_every``-th round.
     """
     import torch
 
@@ -158,11 +167,12 @@ def measure(n_sentences: int, max_tokens: int, rounds: int, uncached_every: int,
     small = batches[-1]
     for fn in fns.values():  # warm-up
         fn(small[0][:2], 3)
-    rounds = min(rounds, len(batches))
+    if not repeat:
+        rounds = min(rounds, len(batches))
     names = list(fns)
     out: dict[str, list] = {name: [] for name in names}
     for r in range(rounds):
-        chunk = batches[r::rounds]
+        chunk = batches if repeat else batches[r::rounds]
         active = [n for n in names if n != "aiayn-uncached" or r % uncached_every == 0]
         elapsed = dict.fromkeys(active, 0.0)
         n_tok = dict.fromkeys(active, 0)
@@ -178,27 +188,32 @@ def measure(n_sentences: int, max_tokens: int, rounds: int, uncached_every: int,
     return out, torch.get_num_threads()
 
 
-def compare(rounds: dict, name: str, peer: str, unit: int) -> tuple[dict, dict, float]:
-    """Per-round rates of ``name`` and ``peer`` over the rounds both ran, and the ratio of
-    their total throughputs on that same work (``unit`` 0: sentences/s, 1: tokens/s)."""
+def compare(rounds: dict, name: str, peer: str, unit: int) -> tuple[dict, dict, float, dict]:
+    """Per-round rates of ``name`` and ``peer`` over the rounds both ran, the ratio of their
+    total throughputs on that same work (``unit`` 0: sentences/s, 1: tokens/s), and the
+    per-round ratios (:func:`bench.report.paired_stats`)."""
+    from bench.report import paired_stats
+
     pairs = [(a, b) for a, b in zip(rounds[name], rounds[peer], strict=True) if a and b]
     rate_a = [a[unit] / a[2] for a, _ in pairs]
     rate_b = [b[unit] / b[2] for _, b in pairs]
     total_a = sum(a[unit] for a, _ in pairs) / sum(a[2] for a, _ in pairs)
     total_b = sum(b[unit] for _, b in pairs) / sum(b[2] for _, b in pairs)
-    return _stats(rate_a), _stats(rate_b), total_a / total_b
+    return _stats(rate_a), _stats(rate_b), total_a / total_b, paired_stats(rate_a, rate_b)
 
 
 def run(quick: bool, tiny: bool = False) -> list[dict]:
     """The figures (see the module docstring); ``tiny``: 4 sentences (the unit test)."""
     if tiny:
         n, max_tokens, rounds, every = 4, 64, 1, 1
-    elif quick:  # the uncached search (slow) only in the first round
-        n, max_tokens, rounds, every = 16, 256, 2, 2
+    elif quick:  # the same 16 sentences in every round, the uncached search in every 2nd
+        n, max_tokens, rounds, every = 16, 256, 5, 2
     else:
         n, max_tokens, rounds, every = 3003, 4096, 8, 4
-    res, threads = measure(n, max_tokens, rounds, every)
+    res, threads = measure(n, max_tokens, rounds, every, repeat=quick and not tiny)
     where = f"{n} sentences, beam 4, demo dims, fp32, {threads} threads, max_tokens {max_tokens}"
+    if quick and not tiny:
+        where += f", decoded again in each of {rounds} rounds"
     n_unc = sum(x is not None for x in res["aiayn-uncached"])
     figures = []
     for title, peer, peer_name, unit, meaning, note in (
@@ -227,7 +242,7 @@ def run(quick: bool, tiny: bool = False) -> list[dict]:
             "",
         ),
     ):
-        mine, theirs, ratio = compare(res, "aiayn", peer, unit)
+        mine, theirs, ratio, paired = compare(res, "aiayn", peer, unit)
         figures.append(
             {
                 "name": title,
@@ -236,6 +251,7 @@ def run(quick: bool, tiny: bool = False) -> list[dict]:
                 "peer": theirs,
                 "peer_name": peer_name,
                 "ratio": ratio,
+                "paired": paired,
                 "ratio_meaning": meaning,
                 "notes": where + note + "; per-round rates, ratio of totals",
                 "precision": "fp32",

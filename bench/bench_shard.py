@@ -39,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.report import paired_stats
+
 ROOT = Path(__file__).resolve().parent.parent
 # AIAYN_BENCH_CACHE moves the generated corpora (the unit test uses a temporary folder).
 CACHE = Path(os.environ.get("AIAYN_BENCH_CACHE") or ROOT / ".cache" / "bench")
@@ -345,6 +347,7 @@ def run(
             "peer": _stats(peer),
             "peer_name": "torch DataLoader, per-pair dataset + pad_sequence collate",
             "ratio": statistics.median(ours) / statistics.median(peer),
+            "paired": paired_stats(ours, peer),
             "ratio_meaning": "aiayn / peer tokens per second (higher is better)",
             "notes": "non-pad src+tgt tokens per second, budget 4096, CPU tensors, same "
             f"batches for both, {rounds} alternating round(s); target >= 1M tokens/s",

@@ -256,12 +256,15 @@ def run(quick: bool, tiny: bool = False) -> list[dict]:
 
     from aiayn.model import PAD, PRESETS
     from aiayn.model_info import train_flops
+    from bench.report import paired_stats
 
-    # (label, preset, vocab, max_tokens, seq_len, warmup, rounds)
+    # (label, preset, vocab, max_tokens, seq_len, warmup, rounds). Quick keeps batches of
+    # hundreds of target tokens (smaller ones measure per-op overhead, not the model) and 7
+    # rounds, so that a median and a per-round spread mean something.
     if tiny:
         cases = [("demo", "demo", 1000, 256, 16, 1, 2)]
     elif quick:
-        cases = [("demo", "demo", 3000, 1024, 32, 1, 3), ("base", "base", 37000, 128, 32, 1, 2)]
+        cases = [("demo", "demo", 3000, 1024, 32, 1, 7), ("base", "base", 37000, 512, 32, 1, 7)]
     else:
         cases = [("demo", "demo", 3000, 2048, 32, 2, 9), ("base", "base", 37000, 1024, 32, 1, 5)]
     threads = torch.get_num_threads()
@@ -300,6 +303,7 @@ def run(quick: bool, tiny: bool = False) -> list[dict]:
                     "peer": theirs,
                     "peer_name": peer,
                     "ratio": ours["median"] / theirs["median"],
+                    "paired": paired_stats(rates["aiayn"], rates[peer]),
                     "ratio_meaning": "aiayn / peer target tokens per second (>1: aiayn faster; "
                     "goal >= 1.2 against the faster peer)",
                     "notes": batch_note + ("; the faster peer" if peer == fastest else ""),

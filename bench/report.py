@@ -22,6 +22,17 @@ AVX2-only CPU). Each figure may say the numeric ``precision`` it ran in (``fp32`
 Every ratio is under a key containing ``ratio`` (``ratio``, with ``ratio_meaning`` saying
 what it divides). Numbers are finite (``NaN`` is refused when writing), so the file is
 strict JSON. Nothing here imports torch.
+
+Noise. A figure may carry ``paired`` (``{"median", "min", "max", "n"}``: the ratios of the
+``n`` single rounds, aiayn and peer measured on the same work in the same round), and every
+figure with a ratio gets ``noise`` (:func:`noise_verdict`): ``{"noisy": bool, "reasons":
+[str, ...]}``; None without a ratio. A ratio is noisy when its aiayn and peer min-max
+ranges overlap, when its per-round spread is large (``paired`` (max - min) / median, else
+either side's, above :data:`SPREAD_LIMIT`), when a timed figure has fewer than
+:data:`MIN_ROUNDS` rounds, or when a timed figure was taken while other processes used more
+than :data:`BUSY_LIMIT` of the machine's CPU time (``benchmarks[name]["others_cpu"]``, from
+:class:`CpuUse`; where that is not measurable, a 1-minute load average at the start above
+half the cores). bench.md shows ``1.23 (noisy)`` and the reasons in the notes.
 """
 
 from __future__ import annotations
@@ -31,7 +42,9 @@ import json
 import math
 import os
 import platform
+import statistics
 import subprocess
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -39,8 +52,12 @@ FORMAT = 1
 ROOT = Path(__file__).resolve().parent.parent
 STAT_KEYS = ("median", "min", "max")
 FIGURE_KEYS = ("name", "unit", "aiayn", "peer", "peer_name", "ratio", "ratio_meaning", "notes")
-OPTIONAL_KEYS = ("precision",)  # absent: None
+OPTIONAL_KEYS = ("precision", "paired", "noise")  # absent: None
 PRECISIONS = (None, "fp32", "bf16", "fp16")
+# Noise rules (module doc): a ratio is noisy above these.
+SPREAD_LIMIT = 0.25  # (max - min) / median of the per-round values
+BUSY_LIMIT = 0.25  # share of the machine's CPU time taken by other processes
+MIN_ROUNDS = 2  # timed rounds below which no spread can be judged
 PACKAGES = (
     "torch",
     "numpy",
@@ -115,7 +132,105 @@ def check_figure(fig, where: str) -> dict:
         out["ratio"] = _number(fig["ratio"], f"{where}.ratio")
         if not fig["ratio_meaning"]:
             raise FigureError(f"{where}.ratio_meaning: a ratio needs its meaning")
+    out["paired"] = _paired(fig.get("paired"), f"{where}.paired", out["ratio"])
+    out["noise"] = _noise(fig.get("noise"), f"{where}.noise")
     return out
+
+
+def _paired(p, where: str, ratio) -> dict | None:
+    if p is None:
+        return None
+    if ratio is None:
+        raise FigureError(f"{where}: per-round ratios need a ratio")
+    if not isinstance(p, dict) or set(p) != {*STAT_KEYS, "n"}:
+        got = sorted(p) if isinstance(p, dict) else type(p).__name__
+        raise FigureError(f"{where}: expected a dict with keys median, min, max, n; got {got}")
+    n = p["n"]
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise FigureError(f"{where}.n: expected a number of rounds >= 1, got {n!r}")
+    return {**_stats({k: p[k] for k in STAT_KEYS}, where), "n": n}
+
+
+def _noise(v, where: str) -> dict | None:
+    if v is None:
+        return None
+    ok = (
+        isinstance(v, dict)
+        and set(v) == {"noisy", "reasons"}
+        and isinstance(v["noisy"], bool)
+        and isinstance(v["reasons"], list)
+        and all(isinstance(r, str) and r for r in v["reasons"])
+        and v["noisy"] == bool(v["reasons"])
+    )
+    if not ok:
+        raise FigureError(f"{where}: expected {{'noisy': bool, 'reasons': [str, ...]}}, got {v!r}")
+    return {"noisy": v["noisy"], "reasons": list(v["reasons"])}
+
+
+def paired_stats(ours: list[float], theirs: list[float]) -> dict:
+    """``paired`` of a figure: the ratios ``ours[i] / theirs[i]`` of rounds measured on the
+    same work at the same time (median, min, max, n)."""
+    ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
+    return {
+        "median": statistics.median(ratios),
+        "min": min(ratios),
+        "max": max(ratios),
+        "n": len(ratios),
+    }
+
+
+# ----------------------------------------------------------------------------- noise
+
+
+def is_timing(unit: str) -> bool:
+    """Whether a figure in ``unit`` is a timing (a rate per second or a duration), which
+    other processes on the machine can disturb; sizes and counts cannot."""
+    return "/s" in unit or unit.strip() in ("s", "ms", "seconds")
+
+
+def _spread(s: dict) -> float:
+    return (s["max"] - s["min"]) / abs(s["median"]) if s["median"] else math.inf
+
+
+def noise_verdict(fig: dict, others_cpu: float | None, load_busy: bool = False) -> dict | None:
+    """The ``noise`` of a checked figure (module doc), None when it has no ratio.
+
+    ``others_cpu``: the share of the machine's CPU time that other processes used while the
+    figure's benchmark ran (None: unknown; then ``load_busy``, the load average's verdict,
+    decides). Reasons, in this order: ranges overlap, spread, too few rounds, busy.
+    """
+    if fig["ratio"] is None:
+        return None
+    reasons = []
+    ours, peer, paired = fig["aiayn"], fig["peer"], fig.get("paired")
+    if peer is not None and ours["min"] <= peer["max"] and peer["min"] <= ours["max"]:
+        reasons.append("aiayn and peer min–max ranges overlap")
+    if paired is not None:
+        spreads = {"per-round ratios": _spread(paired)}
+    else:
+        spreads = {"aiayn": _spread(ours)} | ({"peer": _spread(peer)} if peer else {})
+    wide = {k: v for k, v in spreads.items() if v > SPREAD_LIMIT}
+    if wide:
+        reasons.append(
+            "per-round spread (max - min) / median "
+            + ", ".join(f"{v:.0%} ({k})" for k, v in wide.items())
+            + f" > {SPREAD_LIMIT:.0%}"
+        )
+    timed = is_timing(fig["unit"])
+    if timed:
+        sides = [ours] + ([peer] if peer else [])
+        single = paired["n"] < MIN_ROUNDS if paired else any(x["min"] == x["max"] for x in sides)
+        if single:
+            n = f"{paired['n']} round(s)" if paired else "one measurement"
+            reasons.append(f"{n}: fewer than {MIN_ROUNDS} timed rounds, no spread to judge")
+        if others_cpu is not None and others_cpu > BUSY_LIMIT:
+            reasons.append(
+                f"machine busy: other processes used {others_cpu:.0%} of the CPU time "
+                f"(> {BUSY_LIMIT:.0%})"
+            )
+        elif others_cpu is None and load_busy:
+            reasons.append("machine busy: load average above half the cores at the start")
+    return {"noisy": bool(reasons), "reasons": reasons}
 
 
 # ----------------------------------------------------------------------------- machine
@@ -163,6 +278,51 @@ def loadavg() -> list[float] | None:
         return None
 
 
+class CpuUse:
+    """How much of the machine's CPU time other processes take while something runs.
+
+    ``CpuUse()`` takes a snapshot (the busy time of all CPUs from ``/proc/stat``, steal
+    included, and this process's CPU time with its finished children's); :meth:`others`
+    returns the share of the machine's CPU time since then that was not this process's:
+    0 on an idle machine, whatever the benchmark itself uses; None without ``/proc/stat``.
+    Unlike the load average it does not count the benchmark's own threads.
+    """
+
+    def __init__(self):
+        self.start = self.snapshot()
+
+    @staticmethod
+    def snapshot() -> tuple[float, float, float, int] | None:
+        """(monotonic seconds, machine busy CPU seconds, own CPU seconds, CPUs) or None."""
+        try:
+            import resource
+
+            lines = Path("/proc/stat").read_text().splitlines()
+            ticks = os.sysconf("SC_CLK_TCK")
+        except (ImportError, OSError, ValueError, AttributeError):
+            return None
+        f = [int(x) for x in lines[0].split()[1:9]]  # user nice system idle iowait irq soft steal
+        busy = (sum(f) - f[3] - f[4]) / ticks
+        cpus = sum(1 for line in lines if line.startswith("cpu") and line[3:4].isdigit())
+        own = sum(
+            u.ru_utime + u.ru_stime
+            for u in (
+                resource.getrusage(resource.RUSAGE_SELF),
+                resource.getrusage(resource.RUSAGE_CHILDREN),
+            )
+        )
+        return time.monotonic(), busy, own, max(1, cpus)
+
+    def others(self) -> float | None:
+        """Share (0-1) of the machine's CPU time since the snapshot used by other processes."""
+        end = self.snapshot()
+        if self.start is None or end is None or end[0] - self.start[0] < 0.5:
+            return None
+        wall = (end[0] - self.start[0]) * end[3]
+        others = (end[1] - self.start[1]) - (end[2] - self.start[2])
+        return round(min(1.0, max(0.0, others / wall)), 3)
+
+
 def machine_info() -> dict:
     """Facts about this machine and checkout that a figure depends on (no torch import;
     the caller adds ``torch_threads`` and GPU facts once torch is loaded)."""
@@ -201,7 +361,20 @@ def build_report(
     started: str,
     seconds: float,
 ) -> dict:
-    """The ``bench.json`` dict (module doc); records the load average at the end."""
+    """The ``bench.json`` dict (module doc); records the load average at the end and gives
+    every figure its ``noise`` verdict (:func:`noise_verdict`) from its benchmark's
+    ``others_cpu``."""
+    machine = {**machine, "loadavg_end": loadavg()}
+    load_busy = _load_busy(machine)
+    figures = [
+        {
+            **f,
+            "noise": noise_verdict(
+                f, benchmarks.get(f.get("bench"), {}).get("others_cpu"), load_busy
+            ),
+        }
+        for f in figures
+    ]
     return {
         "format": FORMAT,
         "kind": kind,
@@ -209,7 +382,7 @@ def build_report(
         "command": command,
         "started": started,
         "seconds": round(seconds, 1),
-        "machine": {**machine, "loadavg_end": loadavg()},
+        "machine": machine,
         "benchmarks": benchmarks,
         "figures": figures,
     }
@@ -240,6 +413,11 @@ def _cell(s: dict | None) -> str:
     if fmt(s["min"]) == fmt(s["max"]):
         return fmt(s["median"])
     return f"{fmt(s['median'])} ({fmt(s['min'])}–{fmt(s['max'])})"
+
+
+def _ratio_cell(f: dict) -> str:
+    noise = f.get("noise")
+    return fmt(f["ratio"]) + (" (noisy)" if noise and noise["noisy"] else "")
 
 
 def _md(text: str) -> str:
@@ -311,21 +489,48 @@ def cpu_line(m: dict) -> str:
     return text
 
 
+def _load_busy(m: dict) -> bool:
+    """The 1-minute load average at the start above half the cores (the end's includes the
+    benchmarks' own threads)."""
+    start = m.get("loadavg_start")
+    cores = m.get("cores_available") or m.get("cores") or 1
+    return bool(start) and start[0] > 0.5 * cores
+
+
 def load_line(m: dict) -> str:
-    """The load average at start and end, and a warning when the machine was busy."""
+    """The load average at start and end, the share of CPU time other processes used, and a
+    warning when the machine was busy."""
     start, end = m.get("loadavg_start"), m.get("loadavg_end")
     if not start:
         return ""
     text = f"Load average (1/5/15 min) at start {'/'.join(fmt(x) for x in start)}"
     if end:
         text += f", at end {'/'.join(fmt(x) for x in end)}"
+    others = m.get("others_cpu")
+    if others is not None:
+        text += f"; other processes used {others:.0%} of the CPU time during the run"
     cores = m.get("cores_available") or m.get("cores") or 1
-    busy = max(start[0], (end or start)[0]) > 0.5 * cores
+    busy = others > BUSY_LIMIT if others is not None else _load_busy(m)
     return text + (
         f": other processes were using the {cores} cores, so the timings are noisy "
-        "(ratios, measured alternately, suffer less)."
+        "(ratios, measured alternately, suffer less; see the noisy marks)."
         if busy
         else "."
+    )
+
+
+def noise_line(report: dict) -> str:
+    """How many ratios are marked noisy, and the rule."""
+    judged = [f for f in report["figures"] if f.get("noise")]
+    if not judged:
+        return ""
+    noisy = sum(f["noise"]["noisy"] for f in judged)
+    return (
+        f"{noisy} of {len(judged)} ratios are marked (noisy): their aiayn and peer min–max "
+        f"ranges overlap, their per-round spread exceeds {SPREAD_LIMIT:.0%} of the median, "
+        f"they rest on fewer than {MIN_ROUNDS} timed rounds, or other processes used more "
+        f"than {BUSY_LIMIT:.0%} of the CPU time while they were timed (reasons in the "
+        "notes). Read a noisy ratio as a range, not a figure."
     )
 
 
@@ -341,6 +546,8 @@ def render_markdown(report: dict) -> str:
     ]
     if load := load_line(m):
         lines += ["", load]
+    if noise := noise_line(report):
+        lines += ["", noise]
     lines += [
         "",
         "| # | bench | figure | unit | precision | aiayn: median (min–max) "
@@ -351,7 +558,7 @@ def render_markdown(report: dict) -> str:
         lines.append(
             f"| {i} | {f['bench']} | {_md(f['name'])} | {_md(f['unit'])} "
             f"| {f.get('precision') or ''} | {_cell(f['aiayn'])} "
-            f"| {_cell(f['peer'])} | {fmt(f['ratio'])} |"
+            f"| {_cell(f['peer'])} | {_ratio_cell(f)} |"
         )
     lines += ["", "Notes:", ""]
     for i, f in enumerate(report["figures"], 1):
@@ -362,6 +569,10 @@ def render_markdown(report: dict) -> str:
             bits.append(("ratio = " if f["ratio"] is not None else "") + f["ratio_meaning"])
         if f["notes"]:
             bits.append(f["notes"])
+        if p := f.get("paired"):
+            bits.append(f"per-round ratios {_cell(p)} over {p['n']} rounds")
+        if (noise := f.get("noise")) and noise["noisy"]:
+            bits.append("noisy: " + "; ".join(noise["reasons"]))
         lines.append(f"{i}. {_md('. '.join(bits))}")
     for title, key in (("Failed", "error"), ("Skipped", "skipped")):
         hit = {k: b[key] for k, b in report["benchmarks"].items() if b.get(key)}
