@@ -20,6 +20,7 @@ from __future__ import annotations
 # Short name -> module, in the order of the report.
 BENCHMARKS: dict[str, str] = {
     "train": "bench.bench_train",
+    "memory": "bench.bench_memory",
     "decode": "bench.bench_decode",
     "bpe": "bench.bench_bpe",
     "shard": "bench.bench_shard",

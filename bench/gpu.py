@@ -1,37 +1,52 @@
-"""GPU benchmark: Transformer base and big training throughput and MFU in bf16 and fp16 at
-the largest ``max_tokens`` that fits, and beam-4 decoding speed, in one short run.
+"""GPU check: Transformer base and big training throughput, MFU and memory in the precision
+``train.precision: auto`` picks, beam-4 decoding against Marian, and a 3-minute run of the
+real pipeline ending with a BLEU score, in one run of at most 8 minutes.
 
 Run it through ``bench/gpu.sh`` (no installation: ``PYTHONPATH`` is the repository, no
-network, at most 8 minutes). It needs torch (>= 2.4; written against 2.11 APIs), numpy and,
-for the decoding peer, transformers; never dvc, dvclive, sacremoses or datasets.
+network). The measurements need torch (>= 2.4; written against 2.11 APIs) and numpy, the
+decoding peer transformers, the pipeline run aiayn's runtime dependencies (tokenizers,
+sacrebleu, sacremoses, typer, pyyaml, tqdm); never dvc (nor dvclive, datasets: without
+dvclive the trainer logs no curves). A case whose needs are missing is skipped, with the
+reason in the report.
 
-What it measures, in this order, each against a time budget (``--budget``, default 420 s):
+What it does, in this order, against a time budget (``--budget``, default 420 s, of which
+the pipeline run keeps its share):
 
 1. the measured dense matrix-multiply rate (``n x n @ n x n``, n = 8192) in each precision,
    next to the datasheet peak of known GPUs (:data:`aiayn.train.flops.GPU_PEAK_TFLOPS`:
    H200/H100/A100/L4/T4/V100/P100 and more);
-2. for each preset (base, big) and precision (bf16, fp16): the largest ``max_tokens`` per
-   micro-batch that trains without running out of memory (descending candidates, 131072
-   first; an OOM frees the memory and tries the next), then target tokens/s of
-   :meth:`aiayn.train.trainer.Trainer.train_step` there (the trainer's real step: autocast,
-   label-smoothed loss, fused Adam, the fp16 loss scaler) over a few timed rounds, and the
-   model FLOPs utilisation (:func:`aiayn.model_info.train_flops`, exact matmul FLOPs) against
-   the datasheet peak and against the measured matmul rate. bf16 on a GPU without native
-   bf16 (compute capability < 8.0) is skipped, as the trainer refuses it;
+2. for each preset (base, big) and precision (``auto`` by default: bf16 on compute
+   capability >= 8.0, fp16 with loss scaling below): target tokens/s of
+   :meth:`aiayn.train.trainer.Trainer.train_step` (the trainer's real step: autocast,
+   label-smoothed loss, fused Adam, the fp16 loss scaler) at the preset's
+   ``train.max_tokens`` with its accumulation (``configs/base.yaml``: 12500 x 2,
+   ``big.yaml``: 6250 x 4), over a few timed rounds; the model FLOPs utilisation
+   (:func:`aiayn.model_info.train_flops`, exact matmul FLOPs) against the datasheet peak and
+   against the measured matmul rate; and the peak memory of those steps
+   (``torch.cuda.max_memory_allocated``) against ``aiayn model-info``'s estimate
+   (:func:`aiayn.model_info.step_memory`). ``--max-tokens A B ...`` instead tries those
+   sizes largest first and keeps the largest that trains without running out of memory (an
+   OOM frees the memory and tries the next);
 3. beam-4 decoding of 3003 newstest-length sentences with the base dimensions (random
    weights, bf16 where native, else fp16; batches of 4096 source tokens as ``aiayn
    translate``), sentences/s, alternating batch by batch with ``transformers``
    ``MarianMTModel.generate(num_beams=4)`` of the same dimensions and forced to the same
    output lengths (see :mod:`bench.bench_decode`). Rounds that do not fit in the budget are
-   skipped (the notes say how many sentences were decoded).
+   skipped (the notes say how many sentences were decoded);
+4. the demo pipeline at base dimensions (:mod:`bench.gpu_pipeline`): download -> clean ->
+   tokenize -> shard -> train for 3 minutes (``--pipeline-train-seconds``) -> average ->
+   translate -> score, the stage modules run directly in a scratch folder; figures: test
+   sacreBLEU, wall time per stage, training steps; the stages' output goes to
+   ``bench_gpu_pipeline.log`` next to the JSON.
 
 Output: ``$OUT/bench_gpu.json`` when ``OUT`` is set, else ``reports/bench_gpu.json`` (or
-``--out``), rewritten after every measurement so a run cut short keeps what it measured,
-and ``bench_gpu.md`` next to it; the format of ``reports/bench.json`` (:mod:`bench.report`).
+``--out``), rewritten after every case so a run cut short keeps what it measured, and
+``bench_gpu.md`` next to it; the format of ``reports/bench.json`` (:mod:`bench.report`).
 
 ``--tiny`` runs the same code on the CPU with the demo dimensions and tiny sizes (the unit
-test); ``--simulate-oom-above N`` makes every ``max_tokens`` above N fail like an OOM, to
-test the search where there is no GPU.
+test: sizes 512/256/128 searched, 2 micro-batches, a 5-second pipeline run on a 2k-pair
+corpus); ``--simulate-oom-above N`` makes every ``max_tokens`` above N fail like an OOM,
+to test the search where there is no GPU.
 """
 
 from __future__ import annotations
@@ -49,6 +64,7 @@ from pathlib import Path
 
 from bench.report import (
     ROOT,
+    CpuUse,
     build_report,
     check_figure,
     cpu_info,
@@ -58,6 +74,9 @@ from bench.report import (
 )
 
 VOCAB = 37_000  # the paper's shared EN-DE BPE vocabulary
+# Seconds the pipeline run needs besides training: eight python starts, the demo corpus,
+# BPE and shards, averaging, translating 1500 sentences and scoring.
+PIPELINE_OVERHEAD = 75.0
 # max_tokens candidates, tried largest first
 MAX_TOKENS = (131072, 98304, 65536, 49152, 32768, 24576, 16384, 12288, 8192, 6144, 4096, 2048)
 
@@ -77,8 +96,26 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--budget", type=float, default=420.0, help="seconds for all measurements")
     ap.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
     ap.add_argument("--presets", nargs="+", default=["base", "big"], help="training presets")
-    ap.add_argument("--precisions", nargs="+", default=["bf16", "fp16"], help="training")
-    ap.add_argument("--max-tokens", nargs="+", type=int, default=list(MAX_TOKENS))
+    ap.add_argument(
+        "--precisions",
+        nargs="+",
+        default=["auto"],
+        help="training precisions (auto: what train.precision auto picks; bf16, fp16, fp32)",
+    )
+    ap.add_argument(
+        "--max-tokens",
+        nargs="+",
+        type=int,
+        default=None,
+        help="micro-batch sizes to try, largest first (default: the preset's train.max_tokens "
+        f"only; e.g. {' '.join(map(str, MAX_TOKENS[:4]))} ... to find the largest that fits)",
+    )
+    ap.add_argument(
+        "--micro-batches",
+        type=int,
+        default=0,
+        help="micro-batches per step (0: the preset's accumulation, tokens_per_step / max_tokens)",
+    )
     ap.add_argument("--seq-len", type=int, default=32, help="padded sentence length")
     ap.add_argument("--vocab", type=int, default=VOCAB)
     ap.add_argument("--rounds", type=int, default=5, help="timed rounds per training case")
@@ -90,6 +127,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--decode-max-tokens", type=int, default=4096)
     ap.add_argument("--decode-rounds", type=int, default=6, help="interleaved slices")
     ap.add_argument("--no-peer", action="store_true", help="decode without the Marian peer")
+    ap.add_argument(
+        "--pipeline-train-seconds",
+        type=float,
+        default=180.0,
+        help="the demo pipeline run's training time (0: no pipeline run)",
+    )
+    ap.add_argument(
+        "--pipeline-dir",
+        type=Path,
+        default=None,
+        help="scratch folder for the pipeline run (default: a temporary one, removed after)",
+    )
     ap.add_argument("--compile", action="store_true", help="torch.compile the model")
     ap.add_argument("--tiny", action="store_true", help="CPU self-test at tiny sizes")
     ap.add_argument("--simulate-oom-above", type=int, default=None, help=argparse.SUPPRESS)
@@ -97,8 +146,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.tiny:
         if args.device == "auto":
             args.device = "cpu"
-        args.presets, args.precisions = ["demo"], ["fp32", "bf16"]
+        args.presets, args.precisions = ["demo"], ["auto", "bf16"]
         args.max_tokens, args.seq_len, args.vocab = [512, 256, 128], 16, 1000
+        args.micro_batches = 2
+        args.pipeline_train_seconds = min(args.pipeline_train_seconds, 5.0)
         args.rounds, args.round_seconds, args.matmul_n, args.matmul_seconds = 2, 0.05, 256, 0.02
         args.decode_preset, args.decode_sentences, args.decode_max_tokens = "demo", 6, 96
         args.decode_rounds = 2
@@ -211,10 +262,21 @@ def matmul_rate(device, dtype, n: int, repeats: int = 5, seconds: float = 0.25) 
 
 
 def figure(
-    name, unit, ours, *, peer=None, peer_name=None, ratio=None, meaning="", notes="", precision
+    name,
+    unit,
+    ours,
+    *,
+    peer=None,
+    peer_name=None,
+    ratio=None,
+    meaning="",
+    notes="",
+    precision,
+    paired=None,
 ):
     return {
         "precision": precision,
+        "paired": paired,
         "name": name,
         "unit": unit,
         "aiayn": ours,
@@ -229,8 +291,43 @@ def figure(
 # ----------------------------------------------------------------------------- training
 
 
+def preset_batch(preset: str) -> tuple[int, int]:
+    """(train.max_tokens, train.tokens_per_step) of ``configs/<preset>.yaml``."""
+    from aiayn.config import load_params
+
+    t = load_params(ROOT / "configs" / f"{preset}.yaml").train
+    return t.max_tokens, t.tokens_per_step
+
+
+def memory_figure(
+    preset: str, prec: str, max_tokens: int, vocab: int, micro: int, peak: int, reserved: int
+) -> dict:
+    """Peak memory of the timed steps (``torch.cuda.max_memory_allocated``: tensors) against
+    :func:`aiayn.model_info.step_memory` for the same preset, precision and micro-batch."""
+    from aiayn.model import PRESETS
+    from aiayn.model_info import step_memory
+
+    est = step_memory(PRESETS[preset], vocab, max_tokens, prec, "cuda")
+    parts = ", ".join(f"{k} {v / 2**30:.2f}" for k, v in est.items() if k != "total" and v)
+    return figure(
+        f"training step memory {preset} {prec}, max_tokens {max_tokens}: estimate vs measured",
+        "GiB",
+        {"median": est["total"] / 2**30, "min": est["total"] / 2**30, "max": est["total"] / 2**30},
+        peer={"median": peak / 2**30, "min": peak / 2**30, "max": peak / 2**30},
+        peer_name="measured: torch.cuda.max_memory_allocated over the timed steps",
+        ratio=est["total"] / peak,
+        meaning="aiayn model-info estimate / measured peak of allocated tensors (goal 0.85-1.15)",
+        notes=f"{micro} micro-batch(es) per step, so gradients are alive in the later ones; "
+        f"estimate (GiB): {parts}; the allocator reserved {reserved / 2**30:.2f} GiB at the "
+        "peak (tensors + cache)",
+        precision=prec,
+    )
+
+
 def train_case(model, preset: str, prec_name: str, device, args, case_deadline: float, mm: dict):
     """Training figures of ``model`` (preset ``preset``) in ``prec_name`` (module doc, 2)."""
+    import math
+
     import torch
 
     from aiayn.batching import Batch
@@ -244,8 +341,14 @@ def train_case(model, preset: str, prec_name: str, device, args, case_deadline: 
 
     cfg = PRESETS[preset]
     precision = select_precision(prec_name, device.type)  # ConfigError: not on this device
+    name = precision.name + (f" ({prec_name})" if prec_name != precision.name else "")
+    preset_tokens, per_step = preset_batch(preset)
+    candidates = args.max_tokens or [preset_tokens]
     tcfg = TrainConfig(compile=args.compile, precision=prec_name)
     state: dict = {}
+
+    def micro_of(size: int) -> int:
+        return args.micro_batches or max(1, math.ceil(per_step / size))
 
     def new_trainer() -> None:
         model.zero_grad(set_to_none=True)
@@ -259,7 +362,7 @@ def train_case(model, preset: str, prec_name: str, device, args, case_deadline: 
     def try_size(size: int) -> None:
         b = batch_of(size)
         for _ in range(2):  # the first step also allocates Adam's state
-            state["trainer"].train_step([b])
+            state["trainer"].train_step([b] * micro_of(size))
         sync(device)
 
     def on_oom() -> None:
@@ -268,15 +371,17 @@ def train_case(model, preset: str, prec_name: str, device, args, case_deadline: 
         new_trainer()
 
     new_trainer()
-    size, failed = largest_fitting(args.max_tokens, try_size, on_oom, args.simulate_oom_above)
+    size, failed = largest_fitting(candidates, try_size, on_oom, args.simulate_oom_above)
     if size is None:
-        raise RuntimeError(f"no max_tokens in {sorted(args.max_tokens)} fits in memory")
+        raise RuntimeError(f"no max_tokens in {sorted(candidates)} fits in memory")
+    micro = micro_of(size)
     if device.type == "cuda":  # the peak of the size that fits, not of the failed tries
         torch.cuda.reset_peak_memory_stats(device)
     trainer, b = state["trainer"], batch_of(size)
+    step_batches = [b] * micro
     sync(device)
     t = time.perf_counter()
-    trainer.train_step([b])
+    trainer.train_step(step_batches)
     sync(device)
     per_round = max(1, round(args.round_seconds / (time.perf_counter() - t)))
     rates: list[float] = []
@@ -284,10 +389,9 @@ def train_case(model, preset: str, prec_name: str, device, args, case_deadline: 
         sync(device)
         t = time.perf_counter()
         for _ in range(per_round):
-            trainer.train_step([b])
+            trainer.train_step(step_batches)
         sync(device)
-        rates.append(b.n_tgt_tokens * per_round / (time.perf_counter() - t))
-    peak_mem = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+        rates.append(micro * b.n_tgt_tokens * per_round / (time.perf_counter() - t))
     flops = train_flops(
         cfg, args.vocab, b.n_src_tokens, b.n_tgt_tokens, b.src.size(1), b.tgt_in.size(1)
     )
@@ -295,49 +399,64 @@ def train_case(model, preset: str, prec_name: str, device, args, case_deadline: 
     tok = _stats(rates)
     where = (
         f"{preset} dims (N={cfg.encoder_layers}, d_model={cfg.d_model}, d_ff={cfg.d_ff}, "
-        f"h={cfg.n_heads}), V={args.vocab}, {prec_name}; max_tokens {size} (batch "
-        f"{b.src.size(0)}x{b.src.size(1)}, {b.n_tgt_tokens} target tokens), the largest of "
-        f"{sorted(args.max_tokens, reverse=True)[:4]}... that fits"
-        + (f" ({', '.join(map(str, failed))} did not)" if failed else "")
-        + f"; Trainer.train_step, {per_round} steps x {len(rates)} rounds"
-        + (f"; peak memory {peak_mem:.1f} GiB" if peak_mem is not None else "")
-        + ("; torch.compile" if args.compile else "")
+        f"h={cfg.n_heads}), V={args.vocab}, {name}; max_tokens {size} "
+        + (
+            "(the preset's train.max_tokens)"
+            if not args.max_tokens
+            else f"(the largest of {sorted(candidates, reverse=True)[:4]}... that fits"
+            + (f"; {', '.join(map(str, failed))} did not)" if failed else ")")
+        )
+        + f", batch {b.src.size(0)}x{b.src.size(1)} ({b.n_tgt_tokens} target tokens) x "
+        f"{micro} micro-batch(es) per step; Trainer.train_step, {per_round} steps x "
+        f"{len(rates)} rounds" + ("; torch.compile" if args.compile else "")
     )
     figs = [
         figure(
-            f"train tokens/s {preset} {prec_name}",
+            f"train tokens/s {preset} {name}",
             "target tokens/s",
             tok,
             notes=where,
-            precision=prec_name,
+            precision=precision.name,
         )
     ]
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else None
-    peak = gpu_peak_flops(name, prec_name) if name else None
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    peak = gpu_peak_flops(gpu, precision.name) if gpu else None
     if peak:
         figs.append(
             figure(
-                f"MFU {preset} {prec_name} (datasheet peak)",
+                f"MFU {preset} {name} (datasheet peak)",
                 "fraction of datasheet dense peak",
                 {k: v * flops_per_tok / peak for k, v in tok.items()},
-                notes=f"{flops / 1e9:.1f} GFLOP per step (aiayn.model_info.train_flops); "
-                f"{name} {prec_name} dense peak {peak / 1e12:.0f} TFLOP/s",
-                precision=prec_name,
+                notes=f"{flops / 1e9:.1f} GFLOP per micro-batch (aiayn.model_info.train_flops); "
+                f"{gpu} {precision.name} dense peak {peak / 1e12:.0f} TFLOP/s",
+                precision=precision.name,
             )
         )
     if mm:
         figs.append(
             figure(
-                f"MFU {preset} {prec_name} (measured matmul)",
-                f"fraction of measured {prec_name} matmul rate",
+                f"MFU {preset} {name} (measured matmul)",
+                f"fraction of measured {precision.name} matmul rate",
                 {k: v * flops_per_tok / (mm["median"] * 1e12) for k, v in tok.items()},
-                notes=f"{flops / 1e9:.1f} GFLOP per step / step time / measured "
+                notes=f"{flops / 1e9:.1f} GFLOP per micro-batch / its time / measured "
                 f"{mm['median']:.3g} TFLOP/s"
                 + ("" if peak else "; the peak used for MFU where the GPU is not in the table"),
-                precision=prec_name,
+                precision=precision.name,
             )
         )
-    del state["trainer"], trainer, b
+    if device.type == "cuda":
+        figs.append(
+            memory_figure(
+                preset,
+                precision.name,
+                size,
+                args.vocab,
+                micro,
+                torch.cuda.max_memory_allocated(device),
+                torch.cuda.max_memory_reserved(device),
+            )
+        )
+    del state["trainer"], trainer, b, step_batches
     return figs
 
 
@@ -410,7 +529,7 @@ def decode_case(device, args, deadline: float) -> list[dict]:
     figs = []
     for unit_i, unit in ((0, "sentences/s"), (1, "tokens/s")):
         if marian is not None:
-            ours, theirs, ratio = bd.compare(res, "aiayn", "marian", unit_i)
+            ours, theirs, ratio, paired = bd.compare(res, "aiayn", "marian", unit_i)
             figs.append(
                 figure(
                     f"beam-4 decoding {unit} {args.decode_preset} {prec.name}: aiayn vs Marian",
@@ -419,6 +538,7 @@ def decode_case(device, args, deadline: float) -> list[dict]:
                     peer=theirs,
                     peer_name="transformers MarianMTModel.generate(num_beams=4)",
                     ratio=ratio,
+                    paired=paired,
                     meaning=f"aiayn / Marian {unit} on the same batches (ratio of totals)",
                     notes=where,
                     precision=prec.name,
@@ -436,6 +556,39 @@ def decode_case(device, args, deadline: float) -> list[dict]:
                 )
             )
     return figs
+
+
+# ----------------------------------------------------------------------------- pipeline
+
+
+class Skip(Exception):
+    """A case that cannot run here (recorded as skipped, with the reason)."""
+
+
+def pipeline_case(args, clock: Clock) -> list[dict]:
+    """The demo pipeline at base dimensions (module doc, 4; :mod:`bench.gpu_pipeline`)."""
+    import shutil
+    import tempfile
+
+    from bench import gpu_pipeline as gp
+
+    if missing := gp.missing_dependencies():
+        raise Skip(
+            f"the pipeline run needs {', '.join(missing)} (aiayn's runtime dependencies: "
+            "pip install -e .)"
+        )
+    seconds = min(args.pipeline_train_seconds, max(10.0, clock.left() - PIPELINE_OVERHEAD))
+    params = gp.pipeline_params(args.tiny)
+    work = args.pipeline_dir or Path(tempfile.mkdtemp(prefix="aiayn-gpu-pipeline."))
+    log = args.out.with_name(args.out.stem + "_pipeline.log")
+    log.unlink(missing_ok=True)
+    deadline = time.monotonic() + clock.left() + 40  # gpu.sh stops everything at 480 s
+    try:
+        result = gp.run_pipeline(work, params, seconds, log, deadline)
+    finally:
+        if args.pipeline_dir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    return gp.pipeline_figures(result, params, seconds)
 
 
 # ----------------------------------------------------------------------------- main
@@ -462,13 +615,13 @@ class Run:
 
     def __init__(self, args, argv: list[str], machine: dict):
         self.args, self.argv, self.machine = args, argv, machine
-        self.started, self.t0 = now_utc(), time.perf_counter()
+        self.started, self.t0, self.cpu = now_utc(), time.perf_counter(), CpuUse()
         self.benchmarks: dict = {}
         self.figures: list[dict] = []
 
     def case(self, name: str, fn: Callable[[], list[dict]]) -> object:
         """Run one case; record its figures, or its error (then go on)."""
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), CpuUse()
         entry = {"module": "bench.gpu", "seconds": None, "figures": 0, "error": None}
         print(f"== {name}", file=sys.stderr, flush=True)
         try:
@@ -484,12 +637,13 @@ class Run:
 
             from aiayn.errors import ConfigError
 
-            if isinstance(e, ConfigError):
+            if isinstance(e, ConfigError | Skip):
                 entry["skipped"] = str(e)
             else:
                 traceback.print_exc()
                 entry["error"] = f"{type(e).__name__}: {e}".strip().splitlines()[0][:500]
         entry["seconds"] = round(time.perf_counter() - t, 1)
+        entry["others_cpu"] = cpu.others()
         self.benchmarks[name] = entry
         print(f"== {name}: {entry.get('error') or entry.get('skipped') or 'ok'}", file=sys.stderr)
         self.write()
@@ -500,7 +654,7 @@ class Run:
             kind="gpu" if self.machine.get("gpu") else "cpu",
             mode="tiny" if self.args.tiny else "default",
             command=shlex.join(["python", "-m", "bench.gpu", *self.argv]),
-            machine=self.machine,
+            machine={**self.machine, "others_cpu": self.cpu.others()},
             benchmarks=self.benchmarks,
             figures=self.figures,
             started=self.started,
@@ -540,15 +694,16 @@ def main(argv: list[str] | None = None) -> int:
         figs = []
         for p in args.precisions:
             try:
-                dtype = select_precision(p, device.type).dtype
+                prec = select_precision(p, device.type)
             except Exception:
                 continue
-            mm[p] = s = matmul_rate(device, dtype, args.matmul_n, seconds=args.matmul_seconds)
+            mm[p] = s = matmul_rate(device, prec.dtype, args.matmul_n, seconds=args.matmul_seconds)
             name = machine["gpu"]["name"] if machine.get("gpu") else None
-            peak = gpu_peak_flops(name, p) if name else None
+            peak = gpu_peak_flops(name, prec.name) if name else None
+            label = prec.name + (f" ({p})" if p != prec.name else "")
             figs.append(
                 figure(
-                    f"matmul rate {p} ({args.matmul_n}^3)",
+                    f"matmul rate {label} ({args.matmul_n}^3)",
                     "TFLOP/s",
                     s,
                     ratio=s["median"] * 1e12 / peak if peak else None,
@@ -559,16 +714,20 @@ def main(argv: list[str] | None = None) -> int:
                     ),
                     notes=f"torch.mm on {name or 'the CPU'}; "
                     + ("datasheet peak from aiayn.train.flops" if peak else "no datasheet peak"),
-                    precision=p,
+                    precision=prec.name,
                 )
             )
         return figs
 
     run.case("matmul", matmuls)
 
-    # 2. training: the budget up to 65% of the run, shared by the remaining cases
+    # The pipeline run (last) keeps its time; training gets 60% of the rest, decoding the rest.
+    reserve = args.pipeline_train_seconds + PIPELINE_OVERHEAD if args.pipeline_train_seconds else 0
+    measure_end = clock.deadline - reserve
+
+    # 2. training, shared by the remaining cases
     cases = [(p, q) for p in args.presets for q in args.precisions]
-    train_end = clock.t0 + 0.65 * args.budget
+    train_end = clock.t0 + 0.6 * (measure_end - clock.t0)
     models: dict = {}  # one model per preset, shared by its precisions (fp32 weights)
 
     def train_one(preset: str, prec: str, case_deadline: float) -> list[dict]:
@@ -598,9 +757,14 @@ def main(argv: list[str] | None = None) -> int:
         models.clear()
         free_memory(device)
 
-    # 3. decoding, with what is left (keeping a margin)
-    decode_deadline = clock.deadline - 20
+    # 3. decoding, up to the pipeline's reserve (keeping a margin)
+    decode_deadline = measure_end - 10
     run.case("decode", lambda: decode_case(device, args, decode_deadline))
+    free_memory(device)
+
+    # 4. the demo pipeline at base dimensions, stage by stage
+    if args.pipeline_train_seconds:
+        run.case("pipeline", lambda: pipeline_case(args, clock))
     md = run.write()
     print(md)
     print(f"wrote {args.out} and {args.out.with_suffix('.md')}", file=sys.stderr)

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# aiayn GPU benchmark, one self-contained run of at most 8 minutes (bench/gpu.py says what it
-# measures): Transformer base and big training tokens/s and MFU in bf16 and fp16 at the largest
-# max_tokens that fits, matmul rates against the datasheet peak, and beam-4 decoding
-# sentences/s against transformers' Marian generate().
+# aiayn GPU check, one self-contained run of at most 8 minutes (bench/gpu.py says what it
+# measures): Transformer base and big training tokens/s, MFU and peak memory against the
+# estimate in the precision train.precision auto picks, at the presets' max_tokens; beam-4
+# decoding against transformers' Marian generate(); and the real pipeline on the demo corpus
+# at base dimensions (3 minutes of training) ending with a BLEU score.
 #
 #   bash bench/gpu.sh                 # writes $OUT/bench_gpu.{json,md}, else reports/
-#   PYTHON=/opt/py/bin/python bash bench/gpu.sh --presets base --precisions bf16
+#   PYTHON=/opt/py/bin/python bash bench/gpu.sh --presets base --precisions bf16 fp16
 #   bash bench/gpu.sh --tiny          # the same code on the CPU at tiny sizes (a self-test)
 #
-# Needs only a python with torch (2.4+), numpy and transformers (the decoding peer; without
-# it aiayn decodes alone). No installation, no network: the repository goes on PYTHONPATH and
-# Hugging Face libraries run offline. Not needed: dvc, dvclive, sacremoses, datasets.
+# Needs a python with torch (2.4+) and numpy; transformers for the decoding peer (without it
+# aiayn decodes alone); aiayn's runtime dependencies for the pipeline run (tokenizers,
+# sacrebleu, sacremoses, typer, pyyaml, tqdm; without them it is skipped). No installation,
+# no network: the repository goes on PYTHONPATH and Hugging Face libraries run offline. Not
+# needed: dvc, dvclive, datasets.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -141,6 +141,42 @@ def test_step_memory_parts():
     for m in (fp32, bf16):
         assert m["total"] == sum(v for k, v in m.items() if k != "total")
     assert step_memory(cfg, 37000, 8192)["activations"] == 2 * fp32["activations"]
+    # the logits the trainer holds through backward: one (B, T, V) at the compute precision
+    assert (fp32["logits"], bf16["logits"]) == (4 * 4096 * 37000, 2 * 4096 * 37000)
+
+
+def test_step_memory_logits_are_alive_through_the_trainers_backward():
+    """step_memory counts the (B, T, V) logits because the trainer's forward_backward keeps
+    them referenced while backward runs; if that changes, so must the estimate."""
+    import weakref
+
+    from aiayn.batching import Batch
+    from aiayn.config import TrainConfig
+    from aiayn.train.precision import select_precision
+    from aiayn.train.trainer import Trainer
+
+    V = 50
+    model = Transformer(SMALL, V)
+    fp32 = select_precision("fp32", "cpu")
+    trainer = Trainer(
+        model, TrainConfig(precision="fp32"), SMALL.d_model, torch.device("cpu"), fp32
+    )
+    logits: list = []
+    forward = model.forward
+
+    def keep_a_weakref(src, tgt_in):
+        out = forward(src, tgt_in)  # (B, T, V)
+        logits.append(weakref.ref(out))
+        return out
+
+    model.forward = keep_a_weakref
+    alive: list[bool] = []
+    # the shared embedding's gradient is the last one backward computes (the graph's input end)
+    model.embed.weight.register_hook(lambda g: alive.append(logits[-1]() is not None))
+    src, tgt = torch.randint(4, V, (3, 7)), torch.randint(4, V, (3, 6))
+    trainer.train_step([Batch(src, tgt[:, :-1], tgt[:, 1:], 21, 15)])
+    assert alive == [True]
+    assert logits[-1]() is None  # freed once the step is over
 
 
 def test_describe_model_and_summary():

@@ -1,0 +1,150 @@
+"""Memory of one training step: ``aiayn model-info``'s estimate against a measured peak.
+
+For each ``max_tokens`` a fresh process imports torch and aiayn, notes its resident memory
+(``VmRSS``), builds the Transformer and the trainer exactly as training does (fp32 on the
+CPU, fused Adam, label-smoothed loss) and runs two steps of
+:meth:`aiayn.train.trainer.Trainer.train_step` on a padded batch of ``max_tokens`` tokens
+per side: one that allocates Adam's moments, then one accumulating over two micro-batches
+(as the presets do), whose second backward has weights, gradients, moments and one
+micro-batch's activations alive at once. The measured step memory is the process's peak
+resident memory (``VmHWM``, see :func:`bench.peak_rss_bytes`) minus the memory after the
+imports. The estimate is
+:func:`aiayn.model_info.step_memory` at the same ``max_tokens`` (``device="cpu"``), the
+figure ``aiayn model-info --preset base --max-tokens N --device cpu`` prints; the goal is
+within 15 % of the measurement, so that the batch sizes the presets take from it hold.
+
+Sizes: base dimensions, the paper's 37k vocabulary, sentences of 32 tokens, ``max_tokens``
+1024, 2048 and 4096 (quick: 1024); tiny (the unit test): demo dimensions, an
+8k vocabulary and 1024 tokens. A CPU measurement; the GPU script measures the same on a GPU
+(``torch.cuda.max_memory_allocated``).
+
+Run alone: ``python -m bench.bench_memory [--quick | --tiny]`` prints the figures as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SEQ_LEN = 32
+
+
+def _status_bytes(key: str) -> int | None:
+    """``VmRSS``/``VmHWM`` of this process from /proc/self/status (None without /proc)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def child(preset: str, vocab: int, max_tokens: int, seq_len: int = SEQ_LEN) -> dict:
+    """Runs in the fresh process: the measured bytes (module doc) and what they rest on."""
+    import torch
+
+    from aiayn.batching import Batch
+    from aiayn.config import TrainConfig
+    from aiayn.model import PAD, PRESETS, Transformer
+    from aiayn.train.precision import select_precision
+    from aiayn.train.trainer import Trainer
+    from bench import peak_rss_bytes
+    from bench.bench_train import make_batch
+
+    src, tgt_in, tgt_out = make_batch(vocab, max_tokens, seq_len)
+    batch = Batch(src, tgt_in, tgt_out, int(src.ne(PAD).sum()), int(tgt_out.ne(PAD).sum()))
+    baseline = _status_bytes("VmRSS") or peak_rss_bytes()
+    cfg = PRESETS[preset]
+    torch.manual_seed(0)
+    model = Transformer(cfg, vocab)
+    device = torch.device("cpu")
+    trainer = Trainer(
+        model, TrainConfig(precision="fp32"), cfg.d_model, device, select_precision("fp32", "cpu")
+    )
+    trainer.train_step([batch])  # allocates Adam's moments
+    trainer.train_step([batch, batch])  # the steady state, accumulating over 2 micro-batches
+    return {
+        "baseline": baseline,
+        "peak": peak_rss_bytes(),
+        "batch": list(src.shape),
+        "padded_tokens": [src.numel(), tgt_in.numel()],
+        "threads": torch.get_num_threads(),
+    }
+
+
+def measure(preset: str, vocab: int, max_tokens: int) -> dict:
+    """:func:`child` in a fresh ``python -m bench.bench_memory --child ...`` process."""
+    spec = json.dumps({"preset": preset, "vocab": vocab, "max_tokens": max_tokens})
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    r = subprocess.run(
+        [sys.executable, "-m", "bench.bench_memory", "--child", spec],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if r.returncode != 0:
+        tail = (r.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"memory child for max_tokens {max_tokens} failed: {tail}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def _point(x: float) -> dict:
+    return {"median": x, "min": x, "max": x}
+
+
+def run(quick: bool, tiny: bool = False) -> list[dict]:
+    """The figures (module doc): one per ``max_tokens``."""
+    from aiayn.model import PRESETS
+    from aiayn.model_info import step_memory
+
+    if tiny:
+        preset, vocab, sizes = "demo", 8000, (1024,)
+    else:
+        preset, vocab = "base", 37000
+        sizes = (1024,) if quick else (1024, 2048, 4096)
+    cfg = PRESETS[preset]
+    figures = []
+    for max_tokens in sizes:
+        m = measure(preset, vocab, max_tokens)
+        got = (m["peak"] - m["baseline"]) / 2**30
+        est = step_memory(cfg, vocab, max_tokens, "fp32", "cpu")
+        parts = ", ".join(f"{k} {v / 2**30:.2f}" for k, v in est.items() if k != "total" and v)
+        figures.append(
+            {
+                "name": f"training step memory {preset}, max_tokens {max_tokens}: "
+                "estimate vs measured",
+                "unit": "GiB",
+                "aiayn": _point(est["total"] / 2**30),
+                "peer": _point(got),
+                "peer_name": "measured: peak RSS of Trainer.train_step in a fresh process "
+                "(VmHWM - RSS after imports)",
+                "ratio": est["total"] / 2**30 / got,
+                "ratio_meaning": "aiayn model-info estimate / measured peak (goal 0.85-1.15)",
+                "notes": f"{preset} dims, V={vocab}, fp32 on the CPU, batch "
+                f"{m['batch'][0]}x{m['batch'][1]} ({m['padded_tokens'][0]} padded tokens per "
+                f"side), steps of 1 and 2 micro-batches, {m['threads']} threads; estimate (GiB): "
+                f"{parts}; "
+                f"process after imports {m['baseline'] / 2**30:.2f} GiB",
+                "precision": "fp32",
+            }
+        )
+    return figures
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--child"]:
+        spec = json.loads(sys.argv[2])
+        print(json.dumps(child(spec["preset"], spec["vocab"], spec["max_tokens"])))
+    else:
+        from bench.report import run_alone
+
+        run_alone(run, __doc__)

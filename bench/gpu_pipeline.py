@@ -1,0 +1,242 @@
+"""The real pipeline, end to end, in a few minutes: the GPU script's last case.
+
+Runs the stage modules directly (``python -m stages.<name>``, no dvc) in a scratch folder:
+download (the offline demo corpus) -> clean -> tokenize -> shard -> train -> average ->
+translate -> score. The model has the base dimensions (N=6, d_model 512, d_ff 2048, h=8,
+dropout 0.1; pre-norm, which trains reliably in a short run) and trains for a fixed time
+(``train_seconds``, 3 minutes on a GPU): the stage gets SIGTERM, the signal Colab and
+Slurm send, saves a checkpoint and exits 143; checkpoints every 30 s (``save_every_minutes``,
+so any GPU has some), the last 3 averaged, translate the demo's newstest-like test
+sentences with beam 4. Figures: the test BLEU (sacreBLEU, with
+the paper's tokenized BLEU and chrF in the notes), the wall time of every stage and the
+training steps done. ``tiny`` shrinks everything for the CPU self-test.
+
+Needs the project's runtime dependencies (tokenizers, sacrebleu, sacremoses, typer, pyyaml,
+tqdm); dvc and dvclive are not needed (without dvclive the trainer logs no curves).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STAGES = ("download", "clean", "tokenize", "shard", "train", "average", "translate", "score")
+NEEDS = ("tokenizers", "sacrebleu", "sacremoses", "typer", "yaml", "tqdm", "numpy")
+BASE_MODEL = {
+    "encoder_layers": 6,
+    "decoder_layers": 6,
+    "d_model": 512,
+    "d_ff": 2048,
+    "n_heads": 8,
+    "dropout": 0.1,
+    "attention_dropout": 0.0,
+    "activation_dropout": 0.0,
+    "norm": "pre",
+    "tie_embeddings": True,
+    "max_positions": 512,
+}
+TINY_MODEL = {**BASE_MODEL, "encoder_layers": 1, "decoder_layers": 1, "d_model": 32}
+TINY_MODEL.update(d_ff=64, n_heads=2, dropout=0.0)
+
+
+def missing_dependencies() -> list[str]:
+    """The runtime dependencies of the stages that this python cannot import."""
+    import importlib.util
+
+    return [m for m in NEEDS if importlib.util.find_spec(m) is None]
+
+
+def pipeline_params(tiny: bool) -> dict:
+    """The params.yaml of the run: ``configs/demo.yaml`` with the base dimensions, a long
+    ``max_steps`` (the clock stops training), a checkpoint every 30 s and the last 3
+    averaged; ``tiny``: a 2k-pair corpus, a 500-token BPE, a 1+1-layer model and a
+    checkpoint every 5 steps."""
+    import yaml
+
+    p = yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text(encoding="utf-8"))
+    p["model"] = dict(TINY_MODEL if tiny else BASE_MODEL)
+    p["train"].update(
+        max_steps=1_000_000,
+        tokens_per_step=512 if tiny else 12500,
+        max_tokens=512 if tiny else 12500,
+        lr_scale=1.0,
+        warmup_steps=50 if tiny else 1000,
+        save_every=5 if tiny else 1_000_000,  # by the clock on a GPU, whatever its speed:
+        save_every_minutes=0.0 if tiny else 0.5,  # every 30 s, and at the SIGTERM
+        keep_last=5,
+        eval_every=0 if tiny else 1000,
+        log_every=5 if tiny else 100,
+        precision="auto",
+        device="auto",
+    )
+    p["average"]["last"] = 2 if tiny else 3  # the last minute or so of a 3-minute run
+    p["translate"].update(precision="auto", device="auto")
+    if tiny:
+        p["data"]["demo"].update(train_pairs=2000, dev_pairs=40, test_pairs=40)
+        p["tokenizer"]["vocab_size"] = 500
+    return p
+
+
+class StageError(RuntimeError):
+    """A stage exited with an unexpected status (the message names it and its last line)."""
+
+
+def _run_stage(name: str, work: Path, log, env: dict, timeout: float) -> int:
+    """Run ``python -m stages.<name>`` in ``work``, its output to ``log``; its exit status."""
+    log.write(f"\n== stage {name}\n")
+    log.flush()
+    r = subprocess.run(
+        [sys.executable, "-m", f"stages.{name}"],
+        cwd=work,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        timeout=timeout,
+        check=False,
+    )
+    return r.returncode
+
+
+def _train_for(work: Path, log, env: dict, seconds: float, timeout: float) -> dict:
+    """The train stage, stopped with SIGTERM ``seconds`` after it started (not before its
+    first checkpoint exists, i.e. before the stop handler is in place). Returns the step it
+    stopped at, the precision it chose and whether it was stopped."""
+    log.write("\n== stage train\n")
+    log.flush()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stages.train"],
+        cwd=work,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+    )
+    lines: list[str] = []
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.write(line)
+            lines.append(line)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    t0 = time.monotonic()
+    ckpts = work / "data" / "checkpoints"
+    stopped = False
+    while proc.poll() is None:
+        elapsed = time.monotonic() - t0
+        if elapsed > timeout:
+            proc.kill()
+            proc.wait()
+            raise StageError(f"train did not stop within {timeout:.0f} s")
+        if not stopped and elapsed >= seconds and any(ckpts.glob("checkpoint_*.pt")):
+            proc.send_signal(signal.SIGTERM)
+            stopped = True
+        time.sleep(0.2)
+    reader.join(timeout=10)
+    text = "".join(lines)
+    ok = proc.returncode == 0 or (stopped and proc.returncode == 128 + signal.SIGTERM)
+    if not ok:
+        last = (text.strip().splitlines() or ["no output"])[-1][:300]
+        raise StageError(f"train exited with status {proc.returncode}: {last}")
+    step = re.findall(r"(?:stopped at step|training done: step) (\d+)", text)
+    prec = re.findall(r"precision (\w+), accumulation", text)
+    return {
+        "steps": int(step[-1]) if step else None,
+        "precision": prec[-1] if prec else None,
+        "stopped": stopped,
+        "seconds": time.monotonic() - t0,
+    }
+
+
+def run_pipeline(work: Path, params: dict, train_seconds: float, log_path: Path, deadline: float):
+    """All stages in ``work`` (module doc); their output appended to ``log_path``. Returns
+    ``{"seconds": {stage: s}, "train": {...}, "metrics": score's metrics.json}``."""
+    import json
+
+    import yaml
+
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    from aiayn.config import load_params
+
+    load_params(work / "params.yaml")  # a bad override fails here, with the key named
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    seconds: dict[str, float] = {}
+    train: dict = {}
+    with open(log_path, "a", encoding="utf-8") as log:
+        for name in STAGES:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise StageError(f"out of time before stage {name}")
+            t = time.monotonic()
+            if name == "train":
+                train = _train_for(work, log, env, train_seconds, left)
+            else:
+                rc = _run_stage(name, work, log, env, left)
+                if rc != 0:
+                    raise StageError(f"stage {name} exited with status {rc} (see {log_path})")
+            seconds[name] = round(time.monotonic() - t, 1)
+    metrics = json.loads((work / "reports" / "metrics.json").read_text(encoding="utf-8"))
+    return {"seconds": seconds, "train": train, "metrics": metrics}
+
+
+def pipeline_figures(result: dict, params: dict, train_seconds: float) -> list[dict]:
+    """The figures of :func:`run_pipeline`'s result (module doc)."""
+    test, dev = result["metrics"]["test"], result["metrics"].get("dev", {})
+    tr, m = result["train"], params["model"]
+    secs = result["seconds"]
+    dims = f"N={m['encoder_layers']}, d_model={m['d_model']}, d_ff={m['d_ff']}, h={m['n_heads']}"
+    how = (
+        f"demo corpus ({params['data']['demo']['train_pairs']:,} pairs, BPE "
+        f"{params['tokenizer']['vocab_size']}), {dims}, {tr.get('precision')}, "
+        f"{tr.get('steps')} steps of {params['train']['tokens_per_step']} tokens in "
+        f"{secs.get('train', 0):.0f} s (stopped by SIGTERM after {train_seconds:.0f} s: "
+        f"{tr.get('stopped')}), last {params['average']['last']} checkpoints averaged, beam "
+        f"{params['translate']['beam_size']}"
+    )
+    prec = tr.get("precision") if tr.get("precision") in ("fp32", "bf16", "fp16") else None
+
+    def point(x: float) -> dict:
+        return {"median": x, "min": x, "max": x}
+
+    def fig(name: str, unit: str, value: float, notes: str) -> dict:
+        return {
+            "name": name,
+            "unit": unit,
+            "aiayn": point(float(value)),
+            "peer": None,
+            "peer_name": None,
+            "ratio": None,
+            "ratio_meaning": "",
+            "notes": notes,
+            "precision": prec,
+        }
+
+    return [
+        fig(
+            "pipeline: test sacreBLEU",
+            "BLEU",
+            test["sacrebleu"],
+            f"{how}; test tokenized BLEU {test['bleu_tok']}, chrF {test['chrf']}, length ratio "
+            f"{test.get('length_ratio')}; dev sacreBLEU {dev.get('sacrebleu')}; "
+            f"{test.get('signature', '')}",
+        ),
+        fig(
+            "pipeline: wall time, download to score",
+            "s",
+            sum(secs.values()),
+            "per stage (s): " + ", ".join(f"{k} {v:.0f}" for k, v in secs.items()),
+        ),
+        fig("pipeline: training steps", "steps", tr.get("steps") or 0, how),
+    ]
