@@ -4,7 +4,7 @@ Every key of every section must be present (DVC tracks them one by one, and ``dv
 diff`` should show real values), unknown keys are errors, and so are wrong types and
 out-of-range values. Errors name the file, the line, the dotted key and the value::
 
-    params.yaml:41: train.warmup_steps must be >= 1, got 0
+    params.yaml:65: train.warmup_steps must be >= 1; got 0
 
 The dataclass defaults are the paper's Transformer-base recipe on WMT14; the repository's
 ``params.yaml`` holds the small offline demo configuration.

@@ -429,3 +429,27 @@ def test_tokenize_and_shard_name_line_and_offset_of_bad_utf8(tmp_path):
     with pytest.raises(DataError, match=line):
         build_shards(ShardConfig(48, 1), clean, tmp_path / "t.json", tmp_path / "s", tmp_path / "j")
     assert not (tmp_path / "s").exists()
+
+
+# ----------------------------------------------------------------------------- DVC
+
+
+@pytest.mark.slow
+def test_a_second_dvc_repro_is_refused_while_one_runs(tmp_path):
+    """What `make demo` twice at once does: DVC's repository lock refuses the second run
+    before any stage starts (so two trainers never write one checkpoint folder)."""
+    from dvc.repo import Repo
+
+    bin_dir = Path(sys.executable).parent
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([bin_dir / "dvc", "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n  s:\n    cmd: echo ran > out\n    outs:\n      - out\n"
+    )
+    with Repo(str(tmp_path)).lock:  # the first `dvc repro`, still running
+        second = subprocess.run(
+            [bin_dir / "dvc", "repro"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+        )
+    assert second.returncode != 0
+    assert second.stderr.startswith("ERROR: Unable to acquire lock.")
+    assert not (tmp_path / "out").exists()

@@ -93,6 +93,8 @@ def read_sgml_docs(path: str | Path, *, label: str | None = None) -> list[SgmlDo
         elif m := _SEG.match(line):
             if doc is None:
                 raise DataError(f"{where}: <seg> outside a <doc>")
+            if len(m.group(1)) > 18:  # int() refuses > 4300 digits; no real id is this long
+                raise DataError(f"{where}: segment id {m.group(1)[:20]}... is too long")
             segid = int(m.group(1))
             if segid in seen_ids:
                 raise DataError(f"{where}: segment id {segid} repeated in doc {doc.docid!r}")
