@@ -581,9 +581,6 @@ def test_corrupt_cached_archive_without_verification_names_the_file_to_delete(
 def test_full_disk_while_downloading_is_one_line_and_not_retried(
     tmp_path, server, mirror, monkeypatch, capsys
 ):
-    from aiayn.cli_util import run
-    from aiayn.config import dump_params, load_params
-
     server.files.update(mirror.files)
 
     class FullDisk(io.FileIO):
@@ -598,15 +595,7 @@ def test_full_disk_while_downloading_is_one_line_and_not_retried(
         return real_open(file, mode, *args, **kwargs)
 
     monkeypatch.setattr(dl, "open", fake_open, raising=False)
-    p = load_params(ROOT / "params.yaml")
-    p.data = _cfg(tmp_path, server.url, retries=3)
-    params = tmp_path / "params.yaml"
-    params.write_text(dump_params(p))
-    with pytest.raises(SystemExit) as e:
-        run(_stage_app(), ["--params", str(params), "--out", str(tmp_path / "raw")])
-    assert e.value.code == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1] == (
+    assert _stage_error(tmp_path, _cfg(tmp_path, server.url, retries=3), capsys) == (
         "error: cannot write an output: No space left on device; outputs written atomically "
         "were left as they were: free some space (or raise the file size limit) and rerun"
     )
@@ -825,18 +814,24 @@ def _stage_app():
     return mod.app
 
 
-def test_stage_reports_one_line_error(tmp_path, server, capsys):
-    """The Typer command turns a download failure into one line and exit code 1."""
+def _stage_error(tmp_path: Path, cfg: DataConfig, capsys) -> str:
+    """Run the download stage (as a program) with ``cfg``; it must fail: its last stderr
+    line."""
     from aiayn.cli_util import run
     from aiayn.config import dump_params, load_params
 
     p = load_params(ROOT / "params.yaml")
-    p.data = _cfg(tmp_path, server.url)  # server has no files: 404
+    p.data = cfg
     params = tmp_path / "params.yaml"
     params.write_text(dump_params(p))
     with pytest.raises(SystemExit) as e:
         run(_stage_app(), ["--params", str(params), "--out", str(tmp_path / "raw")])
     assert e.value.code == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("error: ") and "HTTP 404" in err[-1]
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_stage_reports_one_line_error(tmp_path, server, capsys):
+    """The Typer command turns a download failure into one line and exit code 1."""
+    err = _stage_error(tmp_path, _cfg(tmp_path, server.url), capsys)  # no files: 404
+    assert err.startswith("error: ") and "HTTP 404" in err
     assert not (tmp_path / "raw").exists()
