@@ -43,7 +43,7 @@ def load_checkpoint(path: Path) -> dict:
     """
     import torch
 
-    from aiayn.train.checkpoint import load_weights_only
+    from aiayn.fsio import load_weights_only
 
     ckpt = load_weights_only(
         path, what="checkpoint", fix="delete it, or rerun `dvc repro train` to rebuild it"

@@ -68,6 +68,11 @@ def run_main(main: Callable[[], object]) -> NoReturn:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         code = 130
+    except BrokenPipeError:  # stdout's reader went away (`| head`): nothing to tell it
+        from aiayn.fsio import discard_stdout
+
+        discard_stdout()
+        code = 1
     except Exception as e:
         reason = no_space(e)
         if reason is None:

@@ -5,7 +5,8 @@ failed or interrupted stage never leaves a half-written file or folder behind. A
 fails for lack of room (a full disk, a quota, a file size limit), whatever library did the
 writing, becomes a one-line :class:`~aiayn.errors.OutputError` naming the output;
 :func:`write_stdout` does the same for standard output. :func:`utf8_error` names the line and
-byte offset of the first invalid UTF-8 in a file.
+byte offset of the first invalid UTF-8 in a file; :func:`load_weights_only` loads a torch
+file without unpickling code, with one-line errors.
 """
 
 from __future__ import annotations
@@ -201,6 +202,57 @@ def count_lines(path: str | os.PathLike) -> int:
     return n + (last != b"\n")
 
 
+def load_weights_only(
+    path: str | os.PathLike,
+    *,
+    what: str,
+    fix: str = "",
+    error: type[DataError] = DataError,
+    map_location: Any = "cpu",
+) -> Any:
+    """``torch.load(path, weights_only=True)``, with one-line errors of class ``error``.
+
+    A file that would need unpickling arbitrary Python objects is refused (and never
+    unpickled) with a message that names what it holds, and never suggests loading it
+    unsafely (torch's own message does); a truncated or corrupt file says so. ``what`` names
+    the file's role ("checkpoint", "model"), ``fix`` (if given) ends the message.
+    """
+    fix = f"; {fix}" if fix else ""
+    import pickle
+    import warnings
+
+    import torch
+
+    try:
+        with warnings.catch_warnings():  # torch warns about pickle protocols on stderr
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise error(f"{path}: {what} not found{fix}") from None
+    except pickle.UnpicklingError as e:
+        detail = _unpickler_detail(str(e))
+        raise error(
+            f"{path}: refused to load this {what}: it holds Python objects beyond tensors and "
+            f"plain values ({detail}), and unpickling them could run code{fix}"
+        ) from None
+    except Exception as e:  # zip/pickle errors of a truncated or corrupt file
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        if "weights_only" in first:
+            first = type(e).__name__
+        raise error(
+            f"{path}: cannot load {what}: truncated or corrupt ({first[:160]}){fix}"
+        ) from None
+
+
+def _unpickler_detail(message: str) -> str:
+    """The reason torch's weights-only unpickler gave, without its advice: the first line
+    after ``WeightsUnpickler error:``, cut at its first sentence."""
+    _, _, rest = message.partition("WeightsUnpickler error:")
+    line = next((s.strip() for s in rest.splitlines() if s.strip()), "")
+    line = line.split(". ")[0].rstrip(".")
+    return line[:160] if line else "not a weights-only file"
+
+
 def write_stdout(text: str, stream: Any = None) -> None:
     """Write ``text`` to standard output (``stream``) as UTF-8, in full, and flush it.
 
@@ -229,9 +281,11 @@ def write_stdout(text: str, stream: Any = None) -> None:
             done += n
         buf.flush()
     except OSError as e:
-        reason = no_space(e) or e.strerror or str(e)
         undone = start is not None and _truncate(fd, start)
         discard_stdout(stream)
+        if e.errno == errno.EPIPE:  # the reader stopped reading (`| head`): a quiet exit 1
+            raise
+        reason = no_space(e) or e.strerror or str(e)
         left = "the partial output was removed" if undone else "the output is incomplete"
         raise OutputError(
             f"cannot write to standard output: {reason} after {done:,} of {len(data):,} bytes; "

@@ -137,6 +137,17 @@ def test_stdout_that_stops_taking_bytes_is_an_error(fail):
     )
 
 
+def test_a_reader_that_stops_reading_ends_the_program_quietly(capsys):
+    """`aiayn translate in.en | head -1`: exit 1, no error line, no traceback."""
+    from aiayn.cli_util import run_main
+
+    stdout = _Stdout(_Buffer(step=4096, capacity=10, fail=errno.EPIPE))
+    with pytest.raises(SystemExit) as e:
+        run_main(lambda: write_stdout("Das Haus ist klein.\n" * 50, stdout))
+    assert e.value.code == 1
+    assert capsys.readouterr().err == ""
+
+
 @pytest.mark.parametrize("unbuffered", [False, True])
 def test_stdout_on_a_full_disk_fails_with_one_line(project, unbuffered):
     with open(os.devnull.replace("null", "full"), "w") as full:  # /dev/full

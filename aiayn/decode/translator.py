@@ -137,9 +137,9 @@ class Translator:
         resolved by :func:`aiayn.train.precision.select_precision`: auto is fp32 on CPU, bf16
         or fp16 on a GPU; mixed is also bf16 on a CPU where bf16 is fast). The choice and its
         reason are in ``translator.precision``."""
+        from aiayn.fsio import load_weights_only
         from aiayn.model import Transformer
         from aiayn.tokenizer import load_tokenizer
-        from aiayn.train.checkpoint import load_weights_only
         from aiayn.train.precision import select_device, select_precision
 
         model_dir = Path(model_dir)

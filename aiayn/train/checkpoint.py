@@ -46,7 +46,7 @@ from typing import Any
 
 from aiayn.config import Params, fingerprint, to_dict
 from aiayn.errors import DataError
-from aiayn.fsio import atomic_file, sha256_file
+from aiayn.fsio import atomic_file, load_weights_only, sha256_file
 
 FORMAT = 1
 REQUIRED_KEYS = (
@@ -191,57 +191,6 @@ def check_weights_only(obj: Any, where: str = "state") -> None:
             check_weights_only(v, f"{where}[{i}]")
         return
     raise TypeError(f"{where} is a {type(obj).__name__}, which weights-only loading refuses")
-
-
-def load_weights_only(
-    path: Path,
-    *,
-    what: str,
-    fix: str = "",
-    error: type[DataError] = DataError,
-    map_location: Any = "cpu",
-) -> Any:
-    """``torch.load(path, weights_only=True)``, with one-line errors of class ``error``.
-
-    A file that would need unpickling arbitrary Python objects is refused (and never
-    unpickled) with a message that names what it holds, and never suggests loading it
-    unsafely (torch's own message does); a truncated or corrupt file says so. ``what`` names
-    the file's role ("checkpoint", "model"), ``fix`` (if given) ends the message.
-    """
-    fix = f"; {fix}" if fix else ""
-    import pickle
-    import warnings
-
-    import torch
-
-    try:
-        with warnings.catch_warnings():  # torch warns about pickle protocols on stderr
-            warnings.simplefilter("ignore")
-            return torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise error(f"{path}: {what} not found{fix}") from None
-    except pickle.UnpicklingError as e:
-        detail = _unpickler_detail(str(e))
-        raise error(
-            f"{path}: refused to load this {what}: it holds Python objects beyond tensors and "
-            f"plain values ({detail}), and unpickling them could run code{fix}"
-        ) from None
-    except Exception as e:  # zip/pickle errors of a truncated or corrupt file
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        if "weights_only" in first:
-            first = type(e).__name__
-        raise error(
-            f"{path}: cannot load {what}: truncated or corrupt ({first[:160]}){fix}"
-        ) from None
-
-
-def _unpickler_detail(message: str) -> str:
-    """The reason torch's weights-only unpickler gave, without its advice: the first line
-    after ``WeightsUnpickler error:``, cut at its first sentence."""
-    _, _, rest = message.partition("WeightsUnpickler error:")
-    line = next((s.strip() for s in rest.splitlines() if s.strip()), "")
-    line = line.split(". ")[0].rstrip(".")
-    return line[:160] if line else "not a weights-only file"
 
 
 def load_checkpoint(path: Path, map_location: Any = "cpu") -> dict:
