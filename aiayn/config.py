@@ -239,15 +239,16 @@ class _Where:
 
 
 def _yaml_lines(
-    node: Any, file: str, prefix: str = "", out: dict[str, int] | None = None
+    node: Any, file: str, prefix: str = "", out: dict[str, int] | None = None, path=()
 ) -> dict[str, int]:
     """{dotted key: line} of a composed YAML document; a key given twice in one mapping is
     a ConfigError naming both lines (PyYAML would keep the last one silently; DVC refuses
-    such a file)."""
+    such a file). ``path``: the mappings above ``node`` (an alias back to one of them, a
+    mapping that contains itself, is not followed)."""
     import yaml
 
     out = {} if out is None else out
-    if isinstance(node, yaml.MappingNode):
+    if isinstance(node, yaml.MappingNode) and node not in path:
         seen: dict[str, int] = {}
         for k, v in node.value:
             line = k.start_mark.line + 1
@@ -260,8 +261,7 @@ def _yaml_lines(
                 )
             seen[name] = line
             out[key] = line
-            if v is not node:  # an alias of its own mapping (&a {b: *a}) is not followed
-                _yaml_lines(v, file, key + ".", out)
+            _yaml_lines(v, file, key + ".", out, (*path, node))
     return out
 
 

@@ -290,6 +290,9 @@ def test_yaml_aliases_and_huge_values_give_one_line_errors(tmp_path):
     p.write_text("data: &a {x: *a}\n")  # a mapping that contains itself
     with pytest.raises(ConfigError, match=r"data\.x is not a known key"):
         load_params(p)
+    p.write_text("data: &a {x: {y: [*a]}, z: {w: *a}}\n")  # and deeper down
+    with pytest.raises(ConfigError, match=r"data\.x is not a known key"):
+        load_params(p)
     p.write_text("data: " + "9" * 5000 + "\n")  # beyond Python's int-from-text limit
     with pytest.raises(ConfigError, match="unreadable YAML value"):
         load_params(p)
