@@ -43,13 +43,11 @@ def load_checkpoint(path: Path) -> dict:
     """
     import torch
 
-    try:
-        ckpt = torch.load(path, weights_only=True, map_location="cpu")
-    except Exception as e:  # UnpicklingError, RuntimeError, EOFError, zip errors ...
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise DataError(
-            f"{path}: refused: cannot be loaded weights-only (not unpickled): {first}"
-        ) from None
+    from aiayn.fsio import load_weights_only
+
+    ckpt = load_weights_only(
+        path, what="checkpoint", fix="delete it, or rerun `dvc repro train` to rebuild it"
+    )
     if not isinstance(ckpt, dict):
         raise DataError(f"{path}: not a checkpoint (expected a dict, got {type(ckpt).__name__})")
     for key, types in (("model", dict), ("step", int), ("model_config", dict), ("vocab_size", int)):
@@ -171,6 +169,7 @@ def average_checkpoints(cfg: AverageConfig, checkpoints: Path, tokenizer: Path, 
         "steps": [s for s, _ in chosen],
     }
     with atomic_dir(out) as tmp:
-        torch.save(avg, tmp / "model.pt")
+        with open(tmp / "model.pt", "wb") as f:  # a full disk: an OSError, see save_checkpoint
+            torch.save(avg, f)
         (tmp / "model.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return meta

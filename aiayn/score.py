@@ -28,7 +28,7 @@ from typing import Annotated
 import typer
 
 from aiayn.config import ScoreConfig
-from aiayn.errors import ConfigError, DataError, MissingInputError
+from aiayn.errors import ConfigError, DataError
 
 # tensor2tensor get_ende_bleu.sh: perl -ple 's{(\S)-(\S)}{$1 ##AT##-##AT## $2}g'
 _COMPOUND = re.compile(r"(\S)-(\S)")
@@ -44,16 +44,9 @@ def read_lines(path: str | Path) -> list[str]:
 
     Reads like the ``sacrebleu`` command does, so scores agree with it byte for byte.
     """
-    path = Path(path)
-    try:
-        with open(path, encoding="utf-8", newline="\n") as f:
-            return [line.rstrip() for line in f]
-    except FileNotFoundError:
-        raise MissingInputError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a folder, expected a text file") from None
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text (byte {e.start} of a chunk)") from None
+    from aiayn.fsio import read_lines as read_text_lines
+
+    return [line.rstrip() for line in read_text_lines(path)]
 
 
 def read_pair(hyp: str | Path, ref: str | Path) -> tuple[list[str], list[str]]:
@@ -63,6 +56,8 @@ def read_pair(hyp: str | Path, ref: str | Path) -> tuple[list[str], list[str]]:
         raise DataError(
             f"line counts differ: {hyp} has {len(hyps)} lines, {ref} has {len(refs)} lines"
         )
+    if not hyps:
+        raise DataError(f"{hyp} and {ref} are empty: nothing to score (give one line per segment)")
     return hyps, refs
 
 
@@ -111,6 +106,8 @@ def score_lines(hyps: list[str], refs: list[str], cfg: ScoreConfig) -> dict:
 
     if len(hyps) != len(refs):
         raise DataError(f"line counts differ: {len(hyps)} hypotheses, {len(refs)} references")
+    if not hyps:
+        raise DataError("nothing to score: no lines")
     bleu = BLEU(tokenize=cfg.tokenize, lowercase=cfg.lowercase)
     b = bleu.corpus_score(hyps, [refs])
     chrf = CHRF(lowercase=cfg.lowercase)

@@ -180,8 +180,13 @@ def test_beam_size_change_reruns_translate_and_score_only(micro_project):
     params = yaml.safe_load((proj / "params.yaml").read_text())
     params["translate"]["beam_size"] = 1
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    before = {p.name: p.read_bytes() for p in (proj / "data/translations").iterdir()}
     try:
-        assert _ran(_run(["dvc", "repro"], proj)) == ["translate", "score"]
+        ran = _ran(_run(["dvc", "repro"], proj))
+        after = {p.name: p.read_bytes() for p in (proj / "data/translations").iterdir()}
+        # DVC skips score when the new translations are byte-identical (12 steps of micro
+        # training may translate every line as empty, whatever the beam).
+        assert ran == (["translate", "score"] if after != before else ["translate"])
     finally:
         params["translate"]["beam_size"] = 2
         (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

@@ -11,6 +11,7 @@ import pytest
 import torch
 from train_support import tiny_params
 
+from aiayn.errors import OutputError
 from aiayn.train.checkpoint import (
     FORMAT,
     CheckpointError,
@@ -77,13 +78,16 @@ def test_save_is_atomic_and_leftovers_are_cleaned(tmp_path, monkeypatch):
     with pytest.raises(TypeError, match=r"state\['rng'\]\[0\]\['numpy'\]\['keys'\] is a ndarray"):
         save_checkpoint(bad, tmp_path, keep_last=3)
 
-    def dies_half_way(obj, f, *a, **k):  # e.g. disk full, or SIGKILL-like failure
-        with open(f, "wb") as out:
-            out.write(b"PK\x03\x04 half a zip")
-        raise OSError(28, "No space left on device")
+    def dies_half_way(obj, f, *a, **k):  # a full disk, as torch reports it
+        f.write(b"PK\x03\x04 half a zip")
+        try:
+            raise OSError(28, "No space left on device")
+        except OSError:
+            torch_error = RuntimeError("[enforce fail at inline_container.cc:672] unexpected pos")
+            raise torch_error  # noqa: B904 (torch keeps the OSError as the context)
 
     monkeypatch.setattr(torch, "save", dies_half_way)
-    with pytest.raises(OSError):
+    with pytest.raises(OutputError, match=r"checkpoint_00000002\.pt: No space left on device; "):
         save_checkpoint(_state(2), tmp_path, keep_last=3)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_00000001.pt"]
     # A save killed by SIGKILL leaves its temporary file: the next resume removes it.

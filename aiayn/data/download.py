@@ -13,13 +13,15 @@ WMT14 archives are fetched with the standard library only (urllib):
 - the body streams into ``<cache>/<path>.part`` with a progress bar; an interrupted transfer
   resumes with an HTTP ``Range`` request (a server that answers ``200`` instead of ``206``
   ignored it, and the transfer restarts from byte 0);
-- transient failures (connection refused/reset/closed early, timeouts, HTTP 5xx, 408, 429)
-  are retried ``data.retries`` times with exponential backoff; anything else (404, 403, ...)
-  fails at once;
+- transient failures (connection refused/reset/closed early, timeouts, HTTP 5xx, 408, 429,
+  and a transfer slower than ``data.min_speed`` bytes/s over any ``data.timeout`` seconds: a
+  server trickling data) are retried ``data.retries`` times with exponential backoff;
+  anything else (404, 403, a full disk, ...) fails at once;
 - the checksum (sha256, or md5 where that is all that is published) is verified before the
   ``.part`` file is renamed into the cache; an archive without a published digest gets its
   sha256 recorded next to it (``<path>.sha256``) on first download and is checked against
-  that record afterwards. A cached archive is used without any HTTP request.
+  that record afterwards. A cached archive is used without any HTTP request;
+- two runs sharing a cache take turns on ``<path>.lock``, which the holder removes when done.
 
 Extraction reads each archive once, refuses the whole archive if any member has an absolute
 path, a ``..`` component, is a link or a device/fifo (naming the member), and copies out only
@@ -52,7 +54,7 @@ from aiayn.config import DataConfig
 from aiayn.data import wmt14
 from aiayn.data.wmt14 import Archive, EvalSet, Registry, mirror_url
 from aiayn.errors import ConfigError, DataError
-from aiayn.fsio import atomic_dir, atomic_file, count_lines, ensure_writable_dir
+from aiayn.fsio import atomic_dir, atomic_file, count_lines, decode_lines, ensure_writable_dir
 
 BACKOFF_BASE = 1.0  # seconds before the first retry; doubled for each further one
 BACKOFF_MAX = 60.0
@@ -121,6 +123,7 @@ def fetch_wmt14(cfg: DataConfig, staging: Path, registry: Registry | None = None
             verify=cfg.verify_checksums,
             retries=cfg.retries,
             timeout=cfg.timeout,
+            min_speed=cfg.min_speed,
         )
         extract_members(path, registry.members(archive, cfg.corpora), staging)
 
@@ -140,6 +143,7 @@ def fetch_archive(
     verify: bool = True,
     retries: int = 5,
     timeout: float = 60.0,
+    min_speed: int = 0,
 ) -> Path:
     """The verified archive at ``cache/<archive.path>``, downloaded only if not cached.
 
@@ -147,32 +151,55 @@ def fetch_archive(
     """
     final = Path(cache) / archive.path
     ensure_writable_dir(final.parent)
+    url = mirror_url(archive, mirror)
     with _locked(final.with_name(final.name + ".lock")):
-        return _fetch_locked(archive, final, mirror_url(archive, mirror), verify, retries, timeout)
+        return _fetch_locked(archive, final, url, verify, retries, timeout, min_speed)
 
 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on ``path`` (POSIX; elsewhere no lock)."""
+    """An exclusive advisory lock on ``path`` (POSIX; elsewhere no lock), removed at the end.
+
+    The holder deletes the file before it lets go, so a process that was waiting may hold
+    a lock on a file no longer at ``path``: it then locks whatever is at ``path`` now.
+    """
     try:
         import fcntl
     except ImportError:  # Windows
         yield
         return
-    with open(path, "a+b") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            _log(f"waiting for another process that holds {path}")
-            fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    waited = False
+    while True:
+        with open(path, "a+b") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not waited:
+                    _log(f"waiting for another process that holds {path}")
+                    waited = True
+                fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                current = os.stat(path)
+            except FileNotFoundError:
+                continue
+            if not os.path.samestat(os.fstat(f.fileno()), current):
+                continue
+            try:
+                yield
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+            return  # closing the file releases the lock
 
 
 def _fetch_locked(
-    archive: Archive, final: Path, url: str, verify: bool, retries: int, timeout: float
+    archive: Archive,
+    final: Path,
+    url: str,
+    verify: bool,
+    retries: int,
+    timeout: float,
+    min_speed: int,
 ) -> Path:
     if final.exists():
         if not verify:
@@ -185,7 +212,9 @@ def _fetch_locked(
             final.unlink()
     part = final.with_name(final.name + ".part")
     _log(f"fetching {url}")
-    _fetch_with_retries(url, part, retries=retries, timeout=timeout, size_hint=archive.size)
+    _fetch_with_retries(
+        url, part, retries=retries, timeout=timeout, min_speed=min_speed, size_hint=archive.size
+    )
     if verify:
         try:
             _verify(part, archive, url)
@@ -248,21 +277,48 @@ def _verify(path: Path, archive: Archive, url: str) -> None:
 
 
 def _fetch_with_retries(
-    url: str, part: Path, *, retries: int, timeout: float, size_hint: int | None
+    url: str, part: Path, *, retries: int, timeout: float, min_speed: int, size_hint: int | None
 ) -> None:
     for attempt in range(retries + 1):
         try:
-            _transfer(url, part, timeout=timeout, size_hint=size_hint)
+            _transfer(url, part, timeout=timeout, min_speed=min_speed, size_hint=size_hint)
             return
         except _Transient as e:
             if attempt == retries:
-                raise DataError(f"{url}: giving up after {retries + 1} attempts: {e}") from None
+                raise DataError(
+                    f"{url}: giving up after {retries + 1} attempts: {e}; check the connection "
+                    "or try another data.mirror (data.retries, data.timeout and "
+                    "data.min_speed set the patience)"
+                ) from None
             delay = min(BACKOFF_BASE * 2**attempt, BACKOFF_MAX)
             _log(f"{e}; retry {attempt + 1}/{retries} in {delay:g}s")
             time.sleep(delay)
 
 
-def _transfer(url: str, part: Path, *, timeout: float, size_hint: int | None) -> None:
+class _SpeedGuard:
+    """Ends a transfer (as transient) that got fewer than ``min_speed * window`` bytes in a
+    window of ``window`` seconds: a server trickling data never trips a socket timeout."""
+
+    def __init__(self, min_speed: int, window: float, clock=time.monotonic):
+        self.min_speed, self.window, self.clock = min_speed, window, clock
+        self.start, self.count = clock(), 0
+
+    def update(self, n: int) -> None:
+        self.count += n
+        elapsed = self.clock() - self.start
+        if elapsed < self.window:
+            return
+        if self.count < self.min_speed * self.window:
+            raise _Transient(
+                f"too slow: {self.count:,} bytes in {elapsed:.1f} s, below data.min_speed="
+                f"{self.min_speed} bytes/s"
+            )
+        self.start, self.count = self.clock(), 0
+
+
+def _transfer(
+    url: str, part: Path, *, timeout: float, min_speed: int = 0, size_hint: int | None
+) -> None:
     """One attempt: fetch ``url`` into ``part``, resuming from its current size."""
     if urllib.parse.urlsplit(url).scheme == "file":
         _copy_file_url(url, part)
@@ -303,19 +359,25 @@ def _transfer(url: str, part: Path, *, timeout: float, size_hint: int | None) ->
             offset, mode = 0, "wb"
             total = length if length is not None else size_hint
         received = 0
+        guard = _SpeedGuard(min_speed, timeout) if min_speed else None
         with (
             open(part, mode) as f,
             _progress(total=total, initial=offset, desc=part.name.removesuffix(".part")) as bar,
         ):
-            try:
-                while chunk := resp.read(CHUNK):
-                    f.write(chunk)
-                    received += len(chunk)
-                    bar.update(len(chunk))
-            except (OSError, http.client.HTTPException) as e:
-                raise _Transient(
-                    f"connection lost after {offset + received:,} bytes ({type(e).__name__})"
-                ) from None
+            while True:
+                try:  # read1: what has arrived, so that a trickle is seen as one
+                    chunk = resp.read1(CHUNK)
+                except (OSError, http.client.HTTPException) as e:
+                    raise _Transient(
+                        f"connection lost after {offset + received:,} bytes ({type(e).__name__})"
+                    ) from None
+                if not chunk:
+                    break
+                f.write(chunk)  # a full disk is no transient failure: it propagates
+                received += len(chunk)
+                bar.update(len(chunk))
+                if guard:
+                    guard.update(len(chunk))
         if length is not None and received < length:
             raise _Transient(
                 f"connection closed after {offset + received:,} of {offset + length:,} bytes"
@@ -417,10 +479,16 @@ def extract_members(archive: Path, members: Sequence[str], dest: Path) -> None:
                     shutil.copyfileobj(src, f, CHUNK)
                 found.add(name)
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
-        raise DataError(f"{archive}: corrupt or unreadable archive: {e}") from None
+        raise DataError(
+            f"{archive}: corrupt or unreadable archive: {e}; delete {archive} to download it "
+            "again (data.verify_checksums: true catches this before extracting)"
+        ) from None
     missing = sorted(needed - found)
     if missing:
-        raise DataError(f"{archive}: archive has no member {missing[0]}")
+        raise DataError(
+            f"{archive}: archive has no member {missing[0]} (another release?); delete "
+            f"{archive} to download it again"
+        )
 
 
 # ----------------------------------------------------------------------------- data/raw
@@ -428,16 +496,7 @@ def extract_members(archive: Path, members: Sequence[str], dest: Path) -> None:
 
 def _plain_lines(path: Path, label: str) -> list[str]:
     """Lines of a small UTF-8 text file (dev sets), split on ``\\n`` only."""
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise DataError(f"{label}:{line}: not valid UTF-8 (byte {e.start})") from None
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [s.removesuffix("\r") for s in lines]
+    return [s.removesuffix("\r") for s in decode_lines(path.read_bytes(), label)]
 
 
 def _eval_set(staging: Path, es: EvalSet) -> tuple[list[str], list[str]]:

@@ -26,17 +26,52 @@ def _choices(key: str) -> tuple[str, ...]:
 def _read_input(input: Path | None) -> list[str]:
     """Lines of ``input`` (or stdin), split on ``\\n`` only."""
     from aiayn.decode.translator import read_text_lines
+    from aiayn.fsio import decode_lines
 
     if input is not None:
         return read_text_lines(input)
-    try:
-        text = sys.stdin.buffer.read().decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise AiaynError(f"stdin: not UTF-8 text (byte {e.start})") from None
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line.removesuffix("\r") for line in lines]
+    return [line.removesuffix("\r") for line in decode_lines(sys.stdin.buffer.read(), "stdin")]
+
+
+def _check_output(output: Path) -> None:
+    """Refuse an ``-o`` that cannot be written before any translating is done."""
+    from aiayn.fsio import ensure_writable_dir
+
+    if output.is_dir():
+        raise AiaynError(f"-o {output} is a folder; give a file name (e.g. {output}/out.de)")
+    ensure_writable_dir(output.parent)
+    if output.exists() and not output.is_file():
+        raise AiaynError(f"-o {output} is not a regular file; give a file name")
+
+
+def _interactive(translator, cfg: TranslateConfig) -> None:
+    """Translate stdin (a terminal) line by line as lines are typed.
+
+    A line that is not UTF-8 gets a one-line error (and an empty output line, so output
+    lines stay aligned with input lines) and the session goes on; the exit status is then 1.
+    """
+    from aiayn.fsio import write_stdout
+
+    print("Type English sentences, one per line (Ctrl-D to end).", file=sys.stderr)
+    bad = 0
+    for i, raw in enumerate(sys.stdin.buffer):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            bad += 1
+            print(
+                f"error: stdin line {i + 1}: not UTF-8 text (byte 0x{raw[e.start]:02X} at "
+                f"offset {e.start} of the line); type or paste UTF-8 text",
+                file=sys.stderr,
+                flush=True,
+            )
+            write_stdout("\n" if cfg.nbest == 1 else "")
+            continue
+        line = line.removesuffix("\n").removesuffix("\r")
+        best = translator.translate_nbest([line], cfg, progress=False)[0]
+        write_stdout("".join(s + "\n" for s in _format(i, best, cfg.nbest)))
+    if bad:
+        raise SystemExit(1)
 
 
 def _format(index: int, translations, nbest: int) -> list[str]:
@@ -107,27 +142,26 @@ def translate(
 ) -> None:
     """Translate English lines (a file or stdin) into German with the averaged model."""
     from aiayn.decode.translator import Translator
-    from aiayn.fsio import atomic_file
+    from aiayn.fsio import atomic_file, write_stdout
 
     cfg = translate_settings(
         params, beam_size=beam_size, nbest=nbest, device=device, precision=precision
     )
-    translator = Translator.load(model_dir, device=cfg.device, precision=cfg.precision)
     interactive = input is None and output is None and sys.stdin.isatty()
-    if interactive:
-        print("Type English sentences, one per line (Ctrl-D to end).", file=sys.stderr)
-        for i, line in enumerate(sys.stdin):
-            best = translator.translate_nbest([line.rstrip("\n")], cfg, progress=False)[0]
-            print("\n".join(_format(i, best, cfg.nbest)), flush=True)
-        return
+    # Inputs and the output are checked before the model is loaded and the text translated.
+    lines = None if interactive else _read_input(input)
+    if output is not None:
+        _check_output(output)
 
-    lines = _read_input(input)
+    translator = Translator.load(model_dir, device=cfg.device, precision=cfg.precision)
+    if lines is None:
+        _interactive(translator, cfg)
+        return
     results = translator.translate_nbest(lines, cfg)
     out_lines = [s for i, r in enumerate(results) for s in _format(i, r, cfg.nbest)]
     text = "".join(s + "\n" for s in out_lines)
     if output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        write_stdout(text)
     else:
         with atomic_file(output) as f:
             f.write(text)

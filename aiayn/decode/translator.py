@@ -51,14 +51,9 @@ def one_line(text: str) -> str:
 
 def read_text_lines(path: str | os.PathLike) -> list[str]:
     """Lines of a UTF-8 file split on ``\\n`` only (a trailing ``\\r`` is dropped too)."""
-    path = Path(path)
-    try:
-        with open(path, encoding="utf-8", newline="\n") as f:
-            return [line.rstrip("\n").removesuffix("\r") for line in f]
-    except FileNotFoundError:
-        raise MissingInputError(f"{path}: file not found") from None
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text (byte {e.start} of a chunk)") from None
+    from aiayn.fsio import read_lines
+
+    return [line.removesuffix("\r") for line in read_lines(path)]
 
 
 def check_translate_config(cfg: TranslateConfig, where: str = "translate") -> None:
@@ -142,8 +137,7 @@ class Translator:
         resolved by :func:`aiayn.train.precision.select_precision`: auto is fp32 on CPU, bf16
         or fp16 on a GPU; mixed is also bf16 on a CPU where bf16 is fast). The choice and its
         reason are in ``translator.precision``."""
-        import torch
-
+        from aiayn.fsio import load_weights_only
         from aiayn.model import Transformer
         from aiayn.tokenizer import load_tokenizer
         from aiayn.train.precision import select_device, select_precision
@@ -186,11 +180,7 @@ class Translator:
                 f"has {meta['vocab_size']}"
             )
 
-        try:
-            state = torch.load(weights, weights_only=True, map_location="cpu")
-        except Exception as e:
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise DataError(f"{weights}: cannot be loaded weights-only: {first}") from None
+        state = load_weights_only(weights, what="model", fix="rebuild it with `dvc repro average`")
         if not isinstance(state, dict):
             raise DataError(f"{weights}: not a state dict")
         model = Transformer(cfg, meta["vocab_size"])
@@ -264,6 +254,12 @@ class Translator:
         check_translate_config(cfg)
         if nbest > cfg.beam_size:
             raise ConfigError(f"nbest must be <= beam_size={cfg.beam_size}; got {nbest}")
+        vocab = getattr(self.tokenizer, "vocab_size", None)
+        if vocab is not None and cfg.beam_size > vocab:
+            raise ConfigError(
+                f"beam_size={cfg.beam_size} is more than the model's {vocab} tokens: set "
+                f"translate.beam_size (--beam-size) to at most {vocab} (the paper uses 4)"
+            )
         results: list[list[Hypothesis]] = [[] for _ in lines]
         todo = [i for i, line in enumerate(lines) if line.strip()]
         if not todo:
@@ -288,19 +284,40 @@ class Translator:
                 rows = [src[j] + [PAD] * (width - len(src[j])) for j in batch]
                 src_t = torch.tensor(rows, dtype=torch.long, device=self.device)  # (n, S)
                 max_t = torch.tensor([max_len[j] for j in batch], device=self.device)  # (n,)
-                found = search(
-                    self.model,
-                    src_t,
-                    max_t,
-                    beam_size=cfg.beam_size,
-                    alpha=cfg.length_penalty,
-                    beta=cfg.coverage_penalty,
-                    nbest=nbest,
-                )
+                try:
+                    found = search(
+                        self.model,
+                        src_t,
+                        max_t,
+                        beam_size=cfg.beam_size,
+                        alpha=cfg.length_penalty,
+                        beta=cfg.coverage_penalty,
+                        nbest=nbest,
+                    )
+                except (RuntimeError, MemoryError) as e:
+                    if not _out_of_memory(e):
+                        raise
+                    raise ConfigError(
+                        f"out of memory decoding {len(batch)} sentence(s) with beam_size="
+                        f"{cfg.beam_size}: lower translate.beam_size (--beam-size) or "
+                        f"translate.max_tokens={cfg.max_tokens}"
+                    ) from None
                 for j, hyps in zip(batch, found, strict=True):
                     results[todo[j]] = hyps
                 bar.update(len(batch))
         return results
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    """Whether ``e`` is an allocation failure (CUDA or CPU allocator, or Python's)."""
+    import torch
+
+    text = str(e)
+    return (
+        isinstance(e, MemoryError | torch.OutOfMemoryError)
+        or "can't allocate memory" in text
+        or "out of memory" in text.lower()
+    )
 
 
 def _token_batches(order: list[int], lengths: list[int], max_tokens: int) -> list[list[int]]:

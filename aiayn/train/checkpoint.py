@@ -36,7 +36,6 @@ averaged by the next stage. The previous completed run's checkpoints stay in the
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import re
 import sys
@@ -47,7 +46,7 @@ from typing import Any
 
 from aiayn.config import Params, fingerprint, to_dict
 from aiayn.errors import DataError
-from aiayn.fsio import atomic_path, sha256_file
+from aiayn.fsio import atomic_file, load_weights_only, sha256_file
 
 FORMAT = 1
 REQUIRED_KEYS = (
@@ -166,10 +165,10 @@ def save_checkpoint(state: dict, directory: Path, keep_last: int) -> Path:
         raise ValueError(f"checkpoint state lacks keys {missing}")
     check_weights_only(state)
     path = checkpoint_path(directory, int(state["step"]))
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
+    # Through a Python file object: a full disk is then an OSError (the context of torch's
+    # RuntimeError), which atomic_file turns into a one-line error; flushed and fsync'ed.
+    with atomic_file(path, "wb") as f:
+        torch.save(state, f)
     rotate(directory, keep_last)
     return path
 
@@ -196,15 +195,9 @@ def check_weights_only(obj: Any, where: str = "state") -> None:
 
 def load_checkpoint(path: Path, map_location: Any = "cpu") -> dict:
     """Load and check a checkpoint (``weights_only=True``); raise :class:`CheckpointError`."""
-    import torch
-
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: checkpoint not found") from None
-    except Exception as e:  # zip/pickle errors of a truncated or corrupt file
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: cannot load checkpoint ({first[:200]})") from None
+    state = load_weights_only(
+        path, what="checkpoint", error=CheckpointError, map_location=map_location
+    )
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: not a checkpoint (a {type(state).__name__})")
     fmt = state.get("format")

@@ -345,7 +345,7 @@ class _Run:
             # The CPU probe is timed, so ranks could disagree; all follow rank 0.
             precision = all_gather_objects(precision, env)[0]
             _print(env, precision.describe())
-            train_ds = ShardDataset(self.shards, "train")
+            train_ds = ShardDataset(self.shards, "train", verify=True)  # sha256 of every file
             check_tokenizer(self.shards, self.tokenizer)
             vocab_size = train_ds.vocab_size
             fp, fp_inputs = training_fingerprint(
@@ -415,7 +415,7 @@ class _Run:
 
         dev, skipped = [], 0  # rank 0 evaluates
         if env.is_main:
-            dev_ds = ShardDataset(self.shards, "dev")
+            dev_ds = ShardDataset(self.shards, "dev", verify=True)
             dev, skipped = dev_batches(dev_ds, cfg.max_tokens, mcfg.max_positions - 1)
             self._describe(mcfg, vocab_size, precision, device, accum, len(sampler), skipped)
         flops_tok = model_flops_per_token(mcfg, vocab_size, train_ds)
