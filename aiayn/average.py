@@ -162,9 +162,7 @@ def choose_checkpoints(checkpoints: Path, last: int) -> list[tuple[int, Path]]:
             stacklevel=3,
         )
     left_out = [
-        f"{p.name} ({reasons[p]})"
-        for s, p in found
-        if s > chosen[0][0] and reasons[p] != "grid"
+        f"{p.name} ({reasons[p]})" for s, p in found if s > chosen[0][0] and reasons[p] != "grid"
     ]
     if left_out:
         warnings.warn(

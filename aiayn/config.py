@@ -169,6 +169,12 @@ class TranslateConfig:
     """``translate``: beam search (section 6.1)."""
 
     beam_size: int = param(4, ge=1, help="beam width (1: greedy)")
+    search_rules: Literal["t2t", "fairseq"] = param(
+        "t2t",
+        help="beam search rules: t2t (the paper's: </s> from any of the 2k candidates, stop "
+        "when no live hypothesis can beat the worst finished one) or fairseq (stop at k "
+        "finished)",
+    )
     length_penalty: float = param(0.6, ge=0.0, help="alpha of the GNMT length penalty")
     max_len_a: float = param(1.0, ge=0.0, help="max output length = a * source length + b")
     max_len_b: int = param(50, ge=0, help="max output length = a * source length + b")

@@ -64,6 +64,9 @@ def translate(
         ),
     ] = None,
     beam_size: Annotated[int | None, typer.Option(help="beam width, 1: greedy")] = None,
+    search_rules: Annotated[
+        str | None, typer.Option(help="beam search rules: t2t (the paper's) or fairseq")
+    ] = None,
     nbest: Annotated[
         int | None,
         typer.Option(
@@ -84,14 +87,21 @@ def translate(
         cfg = load_params(paths.PARAMS).translate
     else:
         cfg = TranslateConfig()
-    overrides = {"beam_size": beam_size, "nbest": nbest, "device": device, "precision": precision}
+    overrides = {
+        "beam_size": beam_size,
+        "search_rules": search_rules,
+        "nbest": nbest,
+        "device": device,
+        "precision": precision,
+    }
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     if nbest is not None and beam_size is None and cfg.beam_size < nbest:
         cfg = replace(cfg, beam_size=nbest)  # --nbest 5 alone widens the beam to 5
-    for key in ("device", "precision"):
+    for key in ("search_rules", "device", "precision"):
         if getattr(cfg, key) not in _choices(key):
+            option = "--" + key.replace("_", "-")
             raise ConfigError(
-                f"--{key} must be one of {', '.join(_choices(key))}; got {getattr(cfg, key)!r}"
+                f"{option} must be one of {', '.join(_choices(key))}; got {getattr(cfg, key)!r}"
             )
     check_translate_config(cfg, where="aiayn translate")
 

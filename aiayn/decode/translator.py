@@ -216,7 +216,8 @@ class Translator:
     ) -> list[str]:
         """One detokenized translation per line of ``lines``, in order (the best hypothesis).
 
-        ``cfg``: beam_size, length_penalty, max_len_a/b, coverage_penalty, max_tokens (its
+        ``cfg``: beam_size, search_rules, length_penalty, max_len_a/b, coverage_penalty,
+        max_tokens (its
         device and precision were fixed by :meth:`load`). ``progress``: a tqdm bar on
         stderr (None: only for >= 200 lines).
         """
@@ -296,6 +297,7 @@ class Translator:
                     alpha=cfg.length_penalty,
                     beta=cfg.coverage_penalty,
                     nbest=nbest,
+                    rules=cfg.search_rules,
                 )
                 for j, hyps in zip(batch, found, strict=True):
                     results[todo[j]] = hyps
