@@ -70,6 +70,12 @@ class DataConfig:
 class CleanConfig:
     """``clean``: per-pair filters, deduplication and dev/test decontamination."""
 
+    recipe: Literal["filtered", "paper"] = param(
+        "filtered",
+        help="filtered: normalise and filter with the keys below; paper: the paper's data as "
+        "downloaded (whitespace collapsed, pairs with an empty side dropped, nothing else; "
+        "the only limit is shard.max_tokens_per_side), the keys below unused",
+    )
     strip_html: bool = param(
         True, help="remove HTML tags, then unescape HTML entities (before the other steps)"
     )
