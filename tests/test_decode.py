@@ -314,3 +314,32 @@ def test_batched_equals_one_at_a_time_on_the_real_model(beam_size, rules, cache)
             assert a.score == pytest.approx(b.score, abs=1e-5)
             assert a.logprob == pytest.approx(b.logprob, abs=1e-5)
     assert len({len(h[0].tokens) for h in batched}) > 2  # sentences finish at different steps
+
+
+def test_half_precision_decoding_casts_each_weight_once():
+    # Under autocast (translate.precision bf16/fp16) each weight is cast to half precision
+    # once per search, not at every step: the cast cache works outside inference mode only.
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    aten = torch.ops.aten
+    cast_ops = {aten._to_copy.default, aten.to.dtype, aten.to.dtype_layout}
+
+    class WeightCasts(TorchDispatchMode):
+        def __init__(self, params):
+            super().__init__()
+            self.ptrs, self.n = {p.data_ptr() for p in params}, 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func in cast_ops and args[0].data_ptr() in self.ptrs:
+                self.n += 1
+            return func(*args, **(kwargs or {}))
+
+    model = tiny_transformer(dtype=torch.float32)
+    src = random_src(torch.Generator().manual_seed(2), 3, 24)
+    casts = []
+    for steps in (4, 12):
+        counter = WeightCasts(model.parameters())
+        with torch.autocast("cpu", torch.bfloat16), counter:
+            beam_search(model, src, torch.full((3,), steps), beam_size=2, early_stop=False)
+        casts.append(counter.n)
+    assert 0 < casts[0] == casts[1] <= len(list(model.parameters()))

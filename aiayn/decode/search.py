@@ -237,6 +237,17 @@ def _next_logprobs(logits: Tensor, forced_end: Tensor | None) -> Tensor:
     return lprobs
 
 
+def _no_autograd(device: Any):
+    """``torch.inference_mode()``, or ``torch.no_grad()`` under autocast: autocast caches
+    its half-precision copies of the weights for the whole context only outside inference
+    mode, and would otherwise cast every weight again at every decoding step."""
+    import torch
+
+    if torch.is_autocast_enabled(device.type):
+        return torch.no_grad()
+    return torch.inference_mode()
+
+
 def _check_inputs(src: Tensor, max_len: Tensor) -> None:
     if src.dim() != 2 or max_len.dim() != 1 or max_len.size(0) != src.size(0):
         raise ValueError(
@@ -276,7 +287,7 @@ def greedy_search(
     lp = length_penalty_table(int(max_len.max()) + 1, alpha, device)  # (Lmax + 2,)
     probe = CrossAttentionProbe(model) if beta > 0 else None
     try:
-        with torch.inference_mode():
+        with _no_autograd(src.device):
             enc = model.encode(src)
             step = _stepper(model, enc, cache)
             sent = torch.arange(n, device=device)  # original index of each active row
@@ -370,7 +381,7 @@ def beam_search(
     lp = length_penalty_table(int(max_len.max()) + 1, alpha, device)  # (Lmax + 2,)
     probe = CrossAttentionProbe(model) if beta > 0 else None
     try:
-        with torch.inference_mode():
+        with _no_autograd(src.device):
             enc = model.encode(src)
             step = _stepper(model, enc, cache)
             step.reorder(torch.arange(n, device=device).repeat_interleave(k))  # (n k,)
