@@ -310,6 +310,13 @@ def test_translate_command(project, monkeypatch, tmp_path):
     nbest = result.stdout.strip().split("\n")
     assert len(nbest) == 3 and all(line.startswith("0 ||| ") for line in nbest)
 
+    for rules in ("t2t", "fairseq"):
+        result = runner.invoke(app, ["translate", "--search-rules", rules], input="the cat\n")
+        assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["translate", "--search-rules", "moses"], input="x\n")
+    assert result.exit_code == 1 and "--search-rules must be one of t2t, fairseq; got 'moses'" in (
+        str(result.exception)
+    )
     result = runner.invoke(app, ["translate", "--device", "tpu"], input="x\n")
     assert result.exit_code == 1 and "--device must be one of auto, cpu, cuda" in str(
         result.exception
