@@ -177,8 +177,8 @@ def average_checkpoints(cfg: AverageConfig, checkpoints: Path, tokenizer: Path, 
     Writes ``out/model.pt`` (weights-only float32 state dict) and ``out/model.json``
     (``model_config``, ``vocab_size``, ``tokenizer``, ``tokenizer_sha256``, ``steps``) and
     returns the model.json dict. Only checkpoints on the ``train.save_every`` grid are
-    averaged (:func:`choose_checkpoints`); fewer than ``cfg.last``: all of those, with a warning. No
-    checkpoint: :class:`MissingInputError`.
+    averaged (:func:`choose_checkpoints`); fewer than ``cfg.last``: all of those, with a
+    warning. No checkpoint: :class:`MissingInputError`.
     """
     import torch
 
