@@ -83,6 +83,12 @@ class DataConfig:
 class CleanConfig:
     """``clean``: per-pair filters, deduplication and dev/test decontamination."""
 
+    recipe: Literal["filtered", "paper"] = param(
+        "filtered",
+        help="filtered: normalise and filter with the keys below; paper: the paper's data as "
+        "downloaded (whitespace collapsed, pairs with an empty side dropped, nothing else; "
+        "the only limit is shard.max_tokens_per_side), the keys below unused",
+    )
     strip_html: bool = param(
         True, help="remove HTML tags, then unescape HTML entities (before the other steps)"
     )
@@ -163,9 +169,15 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = param("auto")
     threads: int = param(0, ge=0, help="CPU threads for torch (0: torch's default)")
     nproc: int = param(1, ge=1, help="processes per node; >1 launches torchrun DDP")
-    save_every: int = param(1000, ge=1, help="checkpoint every this many steps")
-    save_every_minutes: float = param(0.0, ge=0.0, help="also checkpoint every N minutes (0: off)")
-    keep_last: int = param(5, ge=1, help="checkpoints kept on disk")
+    save_every: int = param(
+        1250, ge=1, help="checkpoint every this many steps (the grid average takes from)"
+    )
+    save_every_minutes: float = param(
+        0.0, ge=0.0, help="also checkpoint every N minutes, for resuming only (0: off)"
+    )
+    keep_last: int = param(
+        5, ge=1, help="grid checkpoints kept on disk (plus the newest if off the grid)"
+    )
     eval_every: int = param(1000, ge=0, help="dev loss every this many steps (0: off)")
     log_every: int = param(100, ge=1, help="log training metrics every this many steps")
 
@@ -174,7 +186,7 @@ class TrainConfig:
 class AverageConfig:
     """``average``: mean of the last checkpoints (paper: 5 for base, 20 for big)."""
 
-    last: int = param(5, ge=1, help="number of last checkpoints to average")
+    last: int = param(5, ge=1, help="number of last train.save_every checkpoints to average")
 
 
 @dataclass
@@ -182,6 +194,12 @@ class TranslateConfig:
     """``translate``: beam search (section 6.1)."""
 
     beam_size: int = param(4, ge=1, help="beam width (1: greedy)")
+    search_rules: Literal["t2t", "fairseq"] = param(
+        "t2t",
+        help="beam search rules: t2t (the paper's: </s> from any of the 2k candidates, stop "
+        "when no live hypothesis can beat the worst finished one) or fairseq (stop at k "
+        "finished)",
+    )
     length_penalty: float = param(0.6, ge=0.0, help="alpha of the GNMT length penalty")
     max_len_a: float = param(1.0, ge=0.0, help="max output length = a * source length + b")
     max_len_b: int = param(50, ge=0, help="max output length = a * source length + b")
@@ -388,8 +406,8 @@ def _validate(p: Params, where: _Where) -> None:
     if p.average.last > p.train.keep_last:
         raise where.error(
             "average.last",
-            f"must be <= train.keep_last={p.train.keep_last} (checkpoints kept); "
-            f"got {p.average.last}",
+            f"must be <= train.keep_last={p.train.keep_last} (the save_every checkpoints kept "
+            f"on disk); got {p.average.last}: raise train.keep_last or lower average.last",
         )
     if p.train.max_tokens < p.shard.max_tokens_per_side:
         raise where.error(

@@ -136,7 +136,7 @@ def test_precision_choices(project, monkeypatch, cpu_bf16):
     monkeypatch.chdir(project)
     cpu_bf16(FAST_BF16)
     tr = Translator.load("data/model", device="cpu", precision="bf16")
-    assert next(tr.model.parameters()).dtype == torch.bfloat16
+    assert tr.precision.name == "bf16"
     assert len(tr.translate(["the cat", ""], TranslateConfig(max_len_b=3))) == 2
     assert Translator.load("data/model", device="cpu", precision="mixed").precision.name == "bf16"
     with pytest.raises(ConfigError, match="translate.precision is fp16"):
@@ -148,6 +148,46 @@ def test_precision_choices(project, monkeypatch, cpu_bf16):
     assert tr.precision.describe().startswith("precision: fp32 (this CPU has no native bf16")
     with pytest.raises(ConfigError, match="translate.precision is bf16, but bf16 runs 71x slower"):
         Translator.load("data/model", device="cpu", precision="bf16")
+
+
+def test_half_precision_decodes_like_training_autocast_over_float32_weights(
+    project, monkeypatch, cpu_bf16
+):
+    # As in training: float32 weights and positional table, matrix products in bf16 under
+    # autocast, the residual stream (each layer's output) float32. Casting the model to
+    # bf16 would round the weights, the positions and the residual stream too.
+    monkeypatch.chdir(project)
+    cpu_bf16(FAST_BF16)
+    tr = Translator.load("data/model", device="cpu", precision="bf16")
+    floats = [t for t in (*tr.model.parameters(), *tr.model.buffers()) if t.is_floating_point()]
+    assert floats and all(t.dtype == torch.float32 for t in floats)
+    seen = {}
+
+    def record(name):
+        def hook(module, args, out):
+            seen.setdefault(name, out.dtype)
+
+        return hook
+
+    hooks = [
+        tr.model.decoder[0].register_forward_hook(record("decoder layer")),
+        tr.model.decoder[0].ffn.w1.register_forward_hook(record("linear")),
+    ]
+    try:
+        bf16 = tr.translate(["the cat sat on the mat"], TranslateConfig(max_len_b=5))
+    finally:
+        for h in hooks:
+            h.remove()
+    assert seen == {"decoder layer": torch.float32, "linear": torch.bfloat16}
+    assert not torch.is_autocast_enabled("cpu")  # only inside the search
+    # The same search by hand under training's autocast gives the same translation.
+    from aiayn.train.precision import Precision
+
+    with Precision("bf16", "cpu").autocast_context():
+        by_hand = Translator(tr.model, tr.tokenizer).translate(
+            ["the cat sat on the mat"], TranslateConfig(max_len_b=5)
+        )
+    assert by_hand == bf16
 
 
 def test_model_errors(project, tmp_path, monkeypatch):
@@ -216,6 +256,13 @@ def test_translate_command(project, monkeypatch, tmp_path):
     nbest = result.stdout.strip().split("\n")
     assert len(nbest) == 3 and all(line.startswith("0 ||| ") for line in nbest)
 
+    for rules in ("t2t", "fairseq"):
+        result = runner.invoke(app, ["translate", "--search-rules", rules], input="the cat\n")
+        assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["translate", "--search-rules", "moses"], input="x\n")
+    assert result.exit_code == 1 and "--search-rules must be one of t2t, fairseq; got 'moses'" in (
+        str(result.exception)
+    )
     result = runner.invoke(app, ["translate", "--device", "tpu"], input="x\n")
     assert result.exit_code == 1 and "--device must be one of auto, cpu, cuda" in str(
         result.exception

@@ -88,6 +88,7 @@ def translate_settings(
     device: str | None = None,
     precision: str | None = None,
     where: str = "aiayn translate",
+    search_rules: str | None = None,
 ) -> TranslateConfig:
     """The translate section of ``params`` (default: params.yaml if it exists, else the
     paper's settings) with the command line's options over it, checked."""
@@ -100,14 +101,21 @@ def translate_settings(
         cfg = load_params(paths.PARAMS).translate
     else:
         cfg = TranslateConfig()
-    overrides = {"beam_size": beam_size, "nbest": nbest, "device": device, "precision": precision}
+    overrides = {
+        "beam_size": beam_size,
+        "search_rules": search_rules,
+        "nbest": nbest,
+        "device": device,
+        "precision": precision,
+    }
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     if nbest is not None and beam_size is None and cfg.beam_size < nbest:
         cfg = replace(cfg, beam_size=nbest)  # --nbest 5 alone widens the beam to 5
-    for key in ("device", "precision"):
+    for key in ("search_rules", "device", "precision"):
         if getattr(cfg, key) not in _choices(key):
+            option = "--" + key.replace("_", "-")
             raise ConfigError(
-                f"--{key} must be one of {', '.join(_choices(key))}; got {getattr(cfg, key)!r}"
+                f"{option} must be one of {', '.join(_choices(key))}; got {getattr(cfg, key)!r}"
             )
     check_translate_config(cfg, where=where)
     return cfg
@@ -131,6 +139,9 @@ def translate(
         ),
     ] = None,
     beam_size: Annotated[int | None, typer.Option(help="beam width, 1: greedy")] = None,
+    search_rules: Annotated[
+        str | None, typer.Option(help="beam search rules: t2t (the paper's) or fairseq")
+    ] = None,
     nbest: Annotated[
         int | None,
         typer.Option(
@@ -145,7 +156,12 @@ def translate(
     from aiayn.fsio import atomic_file, write_stdout
 
     cfg = translate_settings(
-        params, beam_size=beam_size, nbest=nbest, device=device, precision=precision
+        params,
+        beam_size=beam_size,
+        search_rules=search_rules,
+        nbest=nbest,
+        device=device,
+        precision=precision,
     )
     interactive = input is None and output is None and sys.stdin.isatty()
     # Inputs and the output are checked before the model is loaded and the text translated.

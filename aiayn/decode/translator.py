@@ -24,6 +24,7 @@ import os
 import re
 import sys
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -114,7 +115,8 @@ class Translator:
         """``model`` implements the decoding API of docs/design.md, ``tokenizer`` has
         ``encode_batch`` and ``decode``; ``max_positions`` bounds source and output length
         (default: ``model.cfg.max_positions`` when the model has one, else unbounded);
-        ``precision``: what the model was cast to, and why (:meth:`load` sets it)."""
+        ``precision``: the autocast decoding runs under, and why (:meth:`load` sets it; None:
+        none). The weights stay as they are (fp32 from :meth:`load`), as in training."""
         import torch
 
         self.model = model
@@ -136,7 +138,13 @@ class Translator:
         tokenizer, on ``device`` (auto/cpu/cuda) in ``precision`` (auto/mixed/fp32/fp16/bf16,
         resolved by :func:`aiayn.train.precision.select_precision`: auto is fp32 on CPU, bf16
         or fp16 on a GPU; mixed is also bf16 on a CPU where bf16 is fast). The choice and its
-        reason are in ``translator.precision``."""
+        reason are in ``translator.precision``.
+
+        The weights stay float32 and fp16/bf16 decoding runs under ``torch.autocast``, as
+        training's forward pass does: matrix products in half precision, while the
+        positional table, the residual stream, layer norms and softmax stay float32. (Casting
+        the whole model to half precision would round those too, and change translations.)"""
+
         from aiayn.fsio import load_weights_only
         from aiayn.model import Transformer
         from aiayn.tokenizer import load_tokenizer
@@ -192,7 +200,7 @@ class Translator:
 
         dev = select_device(device, key="translate.device")
         prec = select_precision(precision, dev.type, key="translate.precision")
-        model = model.to(device=dev, dtype=prec.dtype).eval()
+        model = model.to(device=dev).eval()  # float32: see above
         return cls(model, tokenizer, dev, cfg.max_positions, prec)
 
     # -- translating
@@ -206,7 +214,8 @@ class Translator:
     ) -> list[str]:
         """One detokenized translation per line of ``lines``, in order (the best hypothesis).
 
-        ``cfg``: beam_size, length_penalty, max_len_a/b, coverage_penalty, max_tokens (its
+        ``cfg``: beam_size, search_rules, length_penalty, max_len_a/b, coverage_penalty,
+        max_tokens (its
         device and precision were fixed by :meth:`load`). ``progress``: a tqdm bar on
         stderr (None: only for >= 200 lines).
         """
@@ -232,6 +241,10 @@ class Translator:
             else:
                 out.append([Translation(self._text(h.tokens), h.score, h.tokens) for h in hs])
         return out
+
+    def autocast(self):
+        """The context decoding runs in: ``torch.autocast`` for fp16/bf16, else nothing."""
+        return self.precision.autocast_context() if self.precision else nullcontext()
 
     def _text(self, tokens: list[int]) -> str:
         """Detokenized text of output ids, on one line."""
@@ -285,15 +298,17 @@ class Translator:
                 src_t = torch.tensor(rows, dtype=torch.long, device=self.device)  # (n, S)
                 max_t = torch.tensor([max_len[j] for j in batch], device=self.device)  # (n,)
                 try:
-                    found = search(
-                        self.model,
-                        src_t,
-                        max_t,
-                        beam_size=cfg.beam_size,
-                        alpha=cfg.length_penalty,
-                        beta=cfg.coverage_penalty,
-                        nbest=nbest,
-                    )
+                    with self.autocast():
+                        found = search(
+                            self.model,
+                            src_t,
+                            max_t,
+                            beam_size=cfg.beam_size,
+                            alpha=cfg.length_penalty,
+                            beta=cfg.coverage_penalty,
+                            nbest=nbest,
+                            rules=cfg.search_rules,
+                        )
                 except (RuntimeError, MemoryError) as e:
                     if not _out_of_memory(e):
                         raise
