@@ -76,7 +76,10 @@ def build_mirror(
     europarl_de_lines: int | None = None,
     test_src: bytes | None = None,
     extra_members: dict[str, dict[str, bytes]] | None = None,
+    data: tuple[dict, tuple, tuple] | None = None,
 ) -> Mirror:
+    """``data``: (train {corpus: (en, de)} for all three, dev (en, de), test (en, de)) to
+    serve instead of the default random lines."""
     n_ep, n_cc, n_nc, n_dev, n_test = 3000, 40, 30, 12, 15
     train = {
         "europarl-v7": (_lines(1, n_ep), _lines(2, n_ep)),
@@ -85,6 +88,9 @@ def build_mirror(
     }
     dev = (_lines(7, n_dev), _lines(8, n_dev))
     test = ([f"source & <segment> {i}" for i in range(n_test)], _lines(9, n_test))
+    if data is not None:
+        train, dev, test = data
+        n_dev, n_test = len(dev[0]), len(test[0])
     members: dict[str, dict[str, bytes]] = defaultdict(dict)
     for name, (en, de) in train.items():
         c = WMT14.corpora[name]
@@ -99,7 +105,7 @@ def build_mirror(
     with tempfile.TemporaryDirectory() as d:
         for kind, segs in (("src", test[0]), ("ref", test[1])):
             f = Path(d) / f"{kind}.sgm"
-            docs = [("doc-a", segs[:7]), ("doc-b", segs[7:])]
+            docs = [("doc-a", segs[:7]), ("doc-b", segs[7:])] if len(segs) > 7 else [("d", segs)]
             write_sgml(f, docs, setid="newstest2014", kind=kind)
             sgm[kind] = f.read_bytes()
     members[WMT14.test.archive.path][WMT14.test.en] = test_src or sgm["src"]
