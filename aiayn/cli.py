@@ -27,6 +27,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("score", "aiayn.score:score_command"),
     ("model-info", "aiayn.model_info:model_info"),
     ("preset", "aiayn.presets:preset_command"),
+    ("export", "aiayn.export:export_command"),
 ]
 
 

@@ -631,13 +631,19 @@ def test_corrupt_archive(tmp_path):
 # ----------------------------------------------------------------------------- staging -> raw
 
 
-def _staging(root: Path, reg: Registry, n: int = 4, dev: int = 3, test: int = 2) -> Path:
-    """The official extracted layout, as the demo generator writes it."""
+def _staging(
+    root: Path, reg: Registry, n: int | dict[str, int] = 4, dev: int = 3, test: int = 2
+) -> Path:
+    """The official extracted layout, as the demo generator writes it: ``n`` numbered lines
+    per corpus (a dict: per corpus name)."""
     for c in reg.corpora.values():
+        count = n[c.name] if isinstance(n, dict) else n
         for lang in paths.LANGS:
             (root / c.member(lang)).parent.mkdir(parents=True, exist_ok=True)
             # the last line lacks its newline: finalize_raw adds it
-            (root / c.member(lang)).write_text("\n".join(f"{c.name} {lang} {i}" for i in range(n)))
+            (root / c.member(lang)).write_text(
+                "\n".join(f"{c.name} {lang} {i}" for i in range(count))
+            )
     for lang in paths.LANGS:
         (root / reg.dev.member(lang)).parent.mkdir(parents=True, exist_ok=True)
         (root / reg.dev.member(lang)).write_text("".join(f"dev {lang} {i}\r\n" for i in range(dev)))

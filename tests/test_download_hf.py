@@ -13,6 +13,7 @@ import random
 from pathlib import Path
 
 import pytest
+from test_download import _staging
 
 from aiayn import paths
 from aiayn.config import DataConfig, DemoConfig
@@ -259,31 +260,11 @@ def test_hf_takes_all_three_corpora(tmp_path):
 # ----------------------------------------------------------------------------- sampling
 
 
-def _staging(root: Path, n: dict[str, int]) -> Path:
-    """The extracted layout with ``n[corpus]`` numbered lines per corpus."""
-    from aiayn.data.sgml import write_sgml
-
-    for name, count in n.items():
-        c = WMT14.corpora[name]
-        for lang in paths.LANGS:
-            (root / c.member(lang)).parent.mkdir(parents=True, exist_ok=True)
-            (root / c.member(lang)).write_text(
-                "".join(f"{name} {lang} {i}\n" for i in range(count))
-            )
-    for lang in paths.LANGS:
-        (root / WMT14.dev.member(lang)).parent.mkdir(parents=True, exist_ok=True)
-        (root / WMT14.dev.member(lang)).write_text(f"dev {lang}\n")
-    (root / WMT14.test.en).parent.mkdir(parents=True, exist_ok=True)
-    write_sgml(root / WMT14.test.en, [("d", ["t en"])], setid="t")
-    write_sgml(root / WMT14.test.de, [("d", ["t de"])], setid="t", kind="ref")
-    return root
-
-
 SIZES = {"europarl-v7": 300, "commoncrawl": 500, "news-commentary-v9": 200}
 
 
 def _sampled(tmp_path: Path, name: str, k: int, seed: int) -> tuple[dict, dict[str, list[str]]]:
-    staging = _staging(tmp_path / f"staging-{name}", SIZES)
+    staging = _staging(tmp_path / f"staging-{name}", WMT14, n=SIZES)
     out = tmp_path / name
     manifest = finalize_raw(
         staging,
@@ -340,7 +321,7 @@ def test_sample_of_everything_keeps_everything(tmp_path):
 
 
 def test_line_counts_are_checked_before_sampling(tmp_path):
-    staging = _staging(tmp_path / "staging", SIZES)
+    staging = _staging(tmp_path / "staging", WMT14, n=SIZES)
     with pytest.raises(DataError, match=r"commoncrawl: .* have 500 lines, expected 2,399,123"):
         finalize_raw(
             staging,

@@ -2,8 +2,8 @@
 
 The Hub's ``wmt/wmt14`` dataset (config ``de-en``; ``wmt14`` is its old name) holds the same
 data as the statmt.org archives: europarl-v7, commoncrawl and news-commentary-v9 mixed into
-one ``train`` split of 4,508,785 rows (the statmt files have 4,520,620 lines; the Hub's
-builder dropped the pairs with an empty side), ``validation`` = newstest2013 (3,000) and
+one ``train`` split of 4,508,785 rows (11,835 fewer than the statmt files' 4,520,620
+lines: the Hub's conversion left some pairs out), ``validation`` = newstest2013 (3,000) and
 ``test`` = newstest2014 (3,003), each row ``{"translation": {"de": ..., "en": ...}}``.
 
 :func:`fetch_hf` reads it with ``datasets`` (``load_dataset_builder`` ->
