@@ -272,7 +272,7 @@ def test_ctranslate2_greedy_equals_aiayn(project, ct2_exports, kind):
     assert theirs[0] == "" and theirs[-1] == "" and len(set(ours)) > 10
 
 
-@pytest.mark.parametrize("alpha", [0.0, 0.6, 2.0])
+@pytest.mark.parametrize("alpha", [0.0, 0.6])
 def test_ctranslate2_beam_equals_aiayns(project, ct2_exports, alpha):
     """Beam 4 with GNMT's length penalty applied to CTranslate2's finished hypotheses: the
     same 2-best lists as aiayn, with the same scores and log-probabilities. (Lines that run into the length limit are left out: aiayn forces
