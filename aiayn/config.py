@@ -61,9 +61,15 @@ class DemoConfig:
 class DataConfig:
     """``download``: where the raw corpora come from."""
 
-    source: Literal["demo", "wmt14"] = param("wmt14", help="demo (offline) or wmt14")
+    source: Literal["demo", "wmt14", "hf"] = param(
+        "wmt14", help="demo (offline), wmt14 (statmt.org archives) or hf (Hugging Face datasets)"
+    )
     corpora: list[str] = param(
-        ALL_CORPORA, choices=ALL_CORPORA, unique=True, nonempty=True, help="training corpora"
+        ALL_CORPORA,
+        choices=ALL_CORPORA,
+        unique=True,
+        nonempty=True,
+        help="training corpora (hf: all three; the Hub dataset mixes them)",
     )
     mirror: str = param("http://www.statmt.org", help="replaces http://www.statmt.org in URLs")
     verify_checksums: bool = param(True, help="check sha256/md5 of downloaded archives")
@@ -76,6 +82,19 @@ class DataConfig:
         help="bytes/s a download must average over each data.timeout seconds, else it is "
         "retried (a server trickling data); 0: off",
     )
+    hf_name: str = param("wmt/wmt14", help="hf: dataset on the Hugging Face Hub (read by name)")
+    hf_config: str = param("de-en", help="hf: the dataset's config (language pair)")
+    hf_revision: str = param("main", help="hf: Hub branch, tag or commit to read")
+    hf_path: str = param(
+        "", help="hf: a local copy instead of the Hub: parquet folder or save_to_disk folder"
+    )
+    hf_check_sizes: bool = param(
+        True, help="hf: rows must be WMT14 de-en's (4,508,785/3,000/3,003); false: any subset"
+    )
+    max_train_pairs: int = param(
+        0, ge=0, help="keep a seeded random sample of this many training pairs (0: all)"
+    )
+    sample_seed: int = param(1, help="seed of the max_train_pairs sample")
     demo: DemoConfig = field(default_factory=DemoConfig)
 
 
@@ -436,6 +455,12 @@ def _validate(p: Params, where: _Where) -> None:
         raise where.error(
             "clean.min_words",
             f"must be <= clean.max_words={p.clean.max_words}; got {p.clean.min_words}",
+        )
+    if p.data.source == "hf" and sorted(p.data.corpora) != sorted(ALL_CORPORA):
+        raise where.error(
+            "data.corpora",
+            "must list all three corpora with data.source: hf (the Hugging Face dataset mixes "
+            f"them and cannot select one); got {p.data.corpora}, or use data.source: wmt14",
         )
     problem = _url_problem(p.data.mirror)
     if problem:

@@ -134,7 +134,7 @@ def test_missing_key(tmp_path, key, dotted):
         ("train", "lr_scale", "fast", r"train\.lr_scale must be a number; got 'fast'"),
         ("train", "compile", "1", r"train\.compile must be true or false; got 1"),
         ("model", "norm", "middle", r"model\.norm must be one of post, pre; got 'middle'"),
-        ("data", "source", "wmt19", r"data\.source must be one of demo, wmt14; got 'wmt19'"),
+        ("data", "source", "wmt19", r"data\.source must be one of demo, wmt14, hf; got 'wmt19'"),
         ("data", "corpora", "[europarl-v7, paracrawl]", r"data\.corpora has unknown item"),
         ("data", "corpora", "[]", r"data\.corpora must not be empty"),
         (

@@ -78,7 +78,10 @@ def build_mirror(
     europarl_de_lines: int | None = None,
     test_src: bytes | None = None,
     extra_members: dict[str, dict[str, bytes]] | None = None,
+    data: tuple[dict, tuple, tuple] | None = None,
 ) -> Mirror:
+    """``data``: (train {corpus: (en, de)} for all three, dev (en, de), test (en, de)) to
+    serve instead of the default random lines."""
     n_ep, n_cc, n_nc, n_dev, n_test = 3000, 40, 30, 12, 15
     train = {
         "europarl-v7": (_lines(1, n_ep), _lines(2, n_ep)),
@@ -87,6 +90,9 @@ def build_mirror(
     }
     dev = (_lines(7, n_dev), _lines(8, n_dev))
     test = ([f"source & <segment> {i}" for i in range(n_test)], _lines(9, n_test))
+    if data is not None:
+        train, dev, test = data
+        n_dev, n_test = len(dev[0]), len(test[0])
     members: dict[str, dict[str, bytes]] = defaultdict(dict)
     for name, (en, de) in train.items():
         c = WMT14.corpora[name]
@@ -101,7 +107,7 @@ def build_mirror(
     with tempfile.TemporaryDirectory() as d:
         for kind, segs in (("src", test[0]), ("ref", test[1])):
             f = Path(d) / f"{kind}.sgm"
-            docs = [("doc-a", segs[:7]), ("doc-b", segs[7:])]
+            docs = [("doc-a", segs[:7]), ("doc-b", segs[7:])] if len(segs) > 7 else [("d", segs)]
             write_sgml(f, docs, setid="newstest2014", kind=kind)
             sgm[kind] = f.read_bytes()
     members[WMT14.test.archive.path][WMT14.test.en] = test_src or sgm["src"]
@@ -738,13 +744,19 @@ def test_corrupt_archive(tmp_path):
 # ----------------------------------------------------------------------------- staging -> raw
 
 
-def _staging(root: Path, reg: Registry, n: int = 4, dev: int = 3, test: int = 2) -> Path:
-    """The official extracted layout, as the demo generator writes it."""
+def _staging(
+    root: Path, reg: Registry, n: int | dict[str, int] = 4, dev: int = 3, test: int = 2
+) -> Path:
+    """The official extracted layout, as the demo generator writes it: ``n`` numbered lines
+    per corpus (a dict: per corpus name)."""
     for c in reg.corpora.values():
+        count = n[c.name] if isinstance(n, dict) else n
         for lang in paths.LANGS:
             (root / c.member(lang)).parent.mkdir(parents=True, exist_ok=True)
             # the last line lacks its newline: finalize_raw adds it
-            (root / c.member(lang)).write_text("\n".join(f"{c.name} {lang} {i}" for i in range(n)))
+            (root / c.member(lang)).write_text(
+                "\n".join(f"{c.name} {lang} {i}" for i in range(count))
+            )
     for lang in paths.LANGS:
         (root / reg.dev.member(lang)).parent.mkdir(parents=True, exist_ok=True)
         (root / reg.dev.member(lang)).write_text("".join(f"dev {lang} {i}\r\n" for i in range(dev)))

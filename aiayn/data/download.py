@@ -75,37 +75,55 @@ def _progress(**kwargs):
 # ----------------------------------------------------------------------------- entry point
 
 
-def download(cfg: DataConfig, out: Path, *, registry: Registry | None = None) -> None:
-    """Write ``out`` (``data/raw``) for ``cfg.source`` (``demo`` or ``wmt14``).
+def download(
+    cfg: DataConfig,
+    out: Path,
+    *,
+    registry: Registry | None = None,
+    hf_rows: Mapping[str, int] | None = None,
+) -> None:
+    """Write ``out`` (``data/raw``) for ``cfg.source`` (``demo``, ``wmt14`` or ``hf``).
 
-    ``registry`` defaults to :data:`aiayn.data.wmt14.WMT14` (tests pass a tiny one).
+    ``registry`` defaults to :data:`aiayn.data.wmt14.WMT14` and ``hf_rows`` (the expected
+    rows per split of ``data.source: hf``) to :data:`aiayn.data.hf.WMT14_ROWS`; tests pass
+    tiny ones.
     """
     registry = registry or wmt14.WMT14
     out = Path(out)
     ensure_writable_dir(out.parent)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    corpora, extra = list(cfg.corpora), {}
     try:
         if cfg.source == "demo":
             from aiayn.data.demo import generate_demo
 
-            generate_demo(cfg.demo, staging, list(cfg.corpora))
+            generate_demo(cfg.demo, staging, corpora)
             train_lines = None  # the demo's noise makes the raw size a generator detail
             dev_n, test_n = cfg.demo.dev_pairs, cfg.demo.test_pairs
         elif cfg.source == "wmt14":
             fetch_wmt14(cfg, staging, registry)
             train_lines = {c.name: c.lines for c in registry.select(cfg.corpora)}
             dev_n, test_n = registry.dev.segments, registry.test.segments
+        elif cfg.source == "hf":
+            from aiayn.data.hf import HF_LAYOUT, fetch_hf
+
+            extra["hf"] = fetch_hf(cfg, staging, dict(hf_rows) if hf_rows else None)
+            registry, corpora = HF_LAYOUT, list(HF_LAYOUT.corpora)
+            train_lines, dev_n, test_n = None, None, None  # fetch_hf checked the row counts
         else:  # load_params already rejects this; a hand-built config might not
-            raise ConfigError(f"data.source must be demo or wmt14; got {cfg.source!r}")
+            raise ConfigError(f"data.source must be demo, wmt14 or hf; got {cfg.source!r}")
         finalize_raw(
             staging,
             out,
             source=cfg.source,
-            corpora=cfg.corpora,
+            corpora=corpora,
             registry=registry,
             train_lines=train_lines,
             dev_segments=dev_n,
             test_segments=test_n,
+            max_train_pairs=cfg.max_train_pairs,
+            sample_seed=cfg.sample_seed,
+            extra=extra,
         )
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -547,6 +565,9 @@ def finalize_raw(
     train_lines: Mapping[str, int | None] | None = None,
     dev_segments: int | None = None,
     test_segments: int | None = None,
+    max_train_pairs: int = 0,
+    sample_seed: int = 1,
+    extra: Mapping[str, object] | None = None,
 ) -> dict:
     """Turn the extracted layout in ``staging`` into ``out`` (``data/raw``); return the manifest.
 
@@ -554,6 +575,9 @@ def finalize_raw(
     ``staging`` is consumed. Checks: every needed member exists; EN and DE line counts agree
     (per corpus, dev and test); counts equal ``train_lines[corpus]``, ``dev_segments`` and
     ``test_segments`` where given. Any failure is a DataError and leaves ``out`` untouched.
+    Then, with ``max_train_pairs`` > 0, only a seeded random sample of that many training
+    pairs is kept (:func:`sample_train`; the checks above apply to the files before it).
+    ``extra``: more top-level manifest keys (``hf``: what identifies the dataset read).
     """
     registry = registry or wmt14.WMT14
     staging, out = Path(staging), Path(out)
@@ -573,6 +597,10 @@ def finalize_raw(
             manifest["corpora"][c.name] = _entry(
                 counts["en"], lambda lg, c=c: paths.raw_train(c.name, lg, Path())
             )
+        if max_train_pairs:
+            manifest["sample"] = sample_train(
+                tmp, manifest["corpora"], max_train_pairs, sample_seed
+            )
         for key, es, want, where in (
             ("dev", registry.dev, dev_segments, paths.raw_dev),
             ("test", registry.test, test_segments, paths.raw_test),
@@ -584,6 +612,7 @@ def finalize_raw(
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text("".join(s + "\n" for s in segs), encoding="utf-8")
             manifest[key] = {"name": es.name, **_entry(len(en), lambda lg, w=where: w(lg, Path()))}
+        manifest.update(extra or {})
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     total = sum(v["lines"] for v in manifest["corpora"].values())
     _log(
@@ -595,3 +624,63 @@ def finalize_raw(
 
 def _entry(lines: int, path_of) -> dict:
     return {"lines": lines, **{lang: path_of(lang).as_posix() for lang in paths.LANGS}}
+
+
+# ----------------------------------------------------------------------------- sampling
+
+
+def sample_indices(total: int, k: int, seed: int):
+    """``min(k, total)`` distinct pair indices in ``[0, total)``, sorted (int64 numpy): the
+    first k of a permutation by NumPy's PCG64 seeded with ``seed``, so the same (total, k,
+    seed) always gives the same sample, and a larger k keeps every pair a smaller one had."""
+    import numpy as np
+
+    rng = np.random.Generator(np.random.PCG64(seed))
+    return np.sort(rng.permutation(total)[:k])
+
+
+def sample_train(raw: Path, corpora: dict[str, dict], k: int, seed: int) -> dict:
+    """Keep a random sample of ``k`` training pairs out of all of ``corpora`` (manifest
+    entries, in order; their files relative to ``raw``), rewriting the files and the
+    entries' ``lines``; returns the manifest's ``sample`` record.
+
+    Pair ``i`` is the i-th line over the corpora concatenated in manifest order; a sampled
+    pair keeps its place, so the files stay in their original order.
+    """
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    before = {name: e["lines"] for name, e in corpora.items()}
+    total = sum(before.values())
+    record = {
+        "max_train_pairs": k,
+        "seed": seed,
+        "pairs_before": total,
+        "lines_before": before,
+        "pairs": min(k, total),
+    }
+    if k >= total:
+        _log(f"data.max_train_pairs {k:,} >= the {total:,} training pairs: keeping them all")
+        return record
+    keep = np.zeros(total, dtype=bool)
+    keep[sample_indices(total, k, seed)] = True
+    _log(f"sampling {k:,} of {total:,} training pairs (data.sample_seed {seed})")
+    offset = 0
+    with tqdm(total=2 * total, desc="sample", unit=" lines", unit_scale=True) as bar:
+        for entry in corpora.values():
+            n = entry["lines"]
+            mask = keep[offset : offset + n].tolist()
+            for lang in paths.LANGS:
+                _keep_lines(raw / entry[lang], mask)
+                bar.update(n)
+            entry["lines"] = sum(mask)
+            offset += n
+    return record
+
+
+def _keep_lines(path: Path, mask: list[bool]) -> None:
+    """Rewrite ``path`` with only the lines whose ``mask`` entry is true."""
+    tmp = path.with_name(path.name + ".sample")
+    with open(path, "rb") as fin, open(tmp, "wb") as fout:
+        fout.writelines(line for line, keep in zip(fin, mask, strict=True) if keep)
+    os.replace(tmp, path)

@@ -18,6 +18,8 @@ from aiayn import paths
 from aiayn.config import TranslateConfig
 from aiayn.errors import AiaynError, ConfigError
 
+ENGINES = ("aiayn", "ctranslate2")
+
 
 def _choices(key: str) -> tuple[str, ...]:
     return get_args(get_type_hints(TranslateConfig)[key])
@@ -149,7 +151,16 @@ def translate(
         ),
     ] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda")] = None,
-    precision: Annotated[str | None, typer.Option(help="auto, mixed, fp32, fp16 or bf16")] = None,
+    precision: Annotated[
+        str | None, typer.Option(help="auto, mixed, fp32, fp16 or bf16 (engine aiayn)")
+    ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="aiayn (the PyTorch model in --model-dir) or ctranslate2 (--model-dir is a "
+            "folder from `aiayn export --to ctranslate2`)"
+        ),
+    ] = "aiayn",
 ) -> None:
     """Translate English lines (a file or stdin) into German with the averaged model."""
     from aiayn.decode.translator import Translator
@@ -163,13 +174,25 @@ def translate(
         device=device,
         precision=precision,
     )
+    if engine not in ENGINES:
+        raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}; got {engine!r}")
+    if engine == "ctranslate2" and precision is not None:
+        raise ConfigError(
+            "--precision applies to --engine aiayn; a CTranslate2 model keeps the "
+            "quantization it was exported with (aiayn export --quantization)"
+        )
     interactive = input is None and output is None and sys.stdin.isatty()
     # Inputs and the output are checked before the model is loaded and the text translated.
     lines = None if interactive else _read_input(input)
     if output is not None:
         _check_output(output)
 
-    translator = Translator.load(model_dir, device=cfg.device, precision=cfg.precision)
+    if engine == "ctranslate2":
+        from aiayn.decode.ctranslate2 import Ctranslate2Translator
+
+        translator = Ctranslate2Translator.load(model_dir, device=cfg.device)
+    else:
+        translator = Translator.load(model_dir, device=cfg.device, precision=cfg.precision)
     if lines is None:
         _interactive(translator, cfg)
         return

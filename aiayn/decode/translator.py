@@ -259,10 +259,7 @@ class Translator:
         desc: str = "translate",
     ) -> list[list[Hypothesis]]:
         """Search results (token ids and scores) per line; ``[]`` for empty lines."""
-        import torch
         from tqdm import tqdm
-
-        from aiayn.decode.search import search
 
         check_translate_config(cfg)
         if nbest > cfg.beam_size:
@@ -293,22 +290,10 @@ class Translator:
         bar = tqdm(total=len(todo), desc=desc, unit="sent", disable=not show, file=sys.stderr)
         with bar:
             for batch in _token_batches(order, [len(s) for s in src], cfg.max_tokens):
-                width = len(src[batch[0]])  # longest first
-                rows = [src[j] + [PAD] * (width - len(src[j])) for j in batch]
-                src_t = torch.tensor(rows, dtype=torch.long, device=self.device)  # (n, S)
-                max_t = torch.tensor([max_len[j] for j in batch], device=self.device)  # (n,)
                 try:
-                    with self.autocast():
-                        found = search(
-                            self.model,
-                            src_t,
-                            max_t,
-                            beam_size=cfg.beam_size,
-                            alpha=cfg.length_penalty,
-                            beta=cfg.coverage_penalty,
-                            nbest=nbest,
-                            rules=cfg.search_rules,
-                        )
+                    found = self.search(
+                        [src[j] for j in batch], [max_len[j] for j in batch], cfg, nbest
+                    )
                 except (RuntimeError, MemoryError) as e:
                     if not _out_of_memory(e):
                         raise
@@ -321,6 +306,31 @@ class Translator:
                     results[todo[j]] = hyps
                 bar.update(len(batch))
         return results
+
+    def search(
+        self, src: list[list[int]], max_len: list[int], cfg: TranslateConfig, nbest: int
+    ) -> list[list[Hypothesis]]:
+        """Beam search on one batch: ``src`` token ids ending in ``</s>`` (longest first),
+        ``max_len`` output tokens before ``</s>`` per sentence -> ``nbest`` hypotheses each."""
+        import torch
+
+        from aiayn.decode.search import search
+
+        width = len(src[0])  # longest first
+        rows = [s + [PAD] * (width - len(s)) for s in src]
+        src_t = torch.tensor(rows, dtype=torch.long, device=self.device)  # (n, S)
+        max_t = torch.tensor(max_len, device=self.device)  # (n,)
+        with self.autocast():
+            return search(
+                self.model,
+                src_t,
+                max_t,
+                beam_size=cfg.beam_size,
+                alpha=cfg.length_penalty,
+                beta=cfg.coverage_penalty,
+                nbest=nbest,
+                rules=cfg.search_rules,
+            )
 
 
 def _out_of_memory(e: BaseException) -> bool:
