@@ -181,9 +181,10 @@ def step_memory(
     logits at the compute precision: the trainer's ``forward_backward`` holds them in a
     local variable through backward, so they are alive at the peak), ``total``.
 
-    Checked by ``python -m bench --only memory`` against the peak resident memory of real
-    training steps (base, fp32, CPU: within 15 %). Allocator slack and workspaces come on
-    top; on a CPU glibc's retained free memory adds about 3-9 % at 1024-4096 tokens.
+    Checked by ``python -m bench --only memory`` against the measured peak of live tensors
+    in real training steps (CPU, fp32, base dims at 1024-4096 tokens; goal within 15 %) and
+    by ``bench/gpu.sh`` against ``torch.cuda.max_memory_allocated``. Allocator slack and
+    workspaces come on top (on a CPU the resident memory grows about 20 % more).
     """
     P = parameter_breakdown(cfg, vocab_size)["total"]
     mem = {

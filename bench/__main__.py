@@ -118,7 +118,7 @@ def run_one(name: str, module_name: str, mode: str) -> tuple[dict, list[dict]]:
         figures = []
     entry["seconds"] = round(time.perf_counter() - t0, 1)
     entry["figures"] = len(figures)
-    entry["others_cpu"] = cpu.others()
+    entry.update(cpu.record())
     return entry, figures
 
 
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         figures += figs
         status = entry["error"] or f"{entry['figures']} figures"
         print(f"== bench {name}: {status} in {entry['seconds']:.0f} s", file=sys.stderr)
-    machine["others_cpu"] = cpu.others()
+    machine["others_cpu"], machine["own_cpu"] = cpu.others(), cpu.own()
     report = build_report(
         kind="cpu",
         mode=mode,

@@ -643,7 +643,7 @@ class Run:
                 traceback.print_exc()
                 entry["error"] = f"{type(e).__name__}: {e}".strip().splitlines()[0][:500]
         entry["seconds"] = round(time.perf_counter() - t, 1)
-        entry["others_cpu"] = cpu.others()
+        entry.update(cpu.record())
         self.benchmarks[name] = entry
         print(f"== {name}: {entry.get('error') or entry.get('skipped') or 'ok'}", file=sys.stderr)
         self.write()
@@ -654,7 +654,7 @@ class Run:
             kind="gpu" if self.machine.get("gpu") else "cpu",
             mode="tiny" if self.args.tiny else "default",
             command=shlex.join(["python", "-m", "bench.gpu", *self.argv]),
-            machine={**self.machine, "others_cpu": self.cpu.others()},
+            machine={**self.machine, "others_cpu": self.cpu.others(), "own_cpu": self.cpu.own()},
             benchmarks=self.benchmarks,
             figures=self.figures,
             started=self.started,

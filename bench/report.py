@@ -29,10 +29,13 @@ figure with a ratio gets ``noise`` (:func:`noise_verdict`): ``{"noisy": bool, "r
 [str, ...]}``; None without a ratio. A ratio is noisy when its aiayn and peer min-max
 ranges overlap, when its per-round spread is large (``paired`` (max - min) / median, else
 either side's, above :data:`SPREAD_LIMIT`), when a timed figure has fewer than
-:data:`MIN_ROUNDS` rounds, or when a timed figure was taken while other processes used more
-than :data:`BUSY_LIMIT` of the machine's CPU time (``benchmarks[name]["others_cpu"]``, from
-:class:`CpuUse`; where that is not measurable, a 1-minute load average at the start above
-half the cores). bench.md shows ``1.23 (noisy)`` and the reasons in the notes.
+:data:`MIN_ROUNDS` rounds, or when a timed figure was taken on a busy machine
+(:func:`busy_reasons`): other processes used more than :data:`BUSY_LIMIT` of the machine's
+CPU time while its benchmark ran, or the 1-minute load average exceeded half the cores
+before the run, or after the benchmark less the benchmark's own CPU use. Each entry of
+``benchmarks`` records what that rests on (:meth:`CpuUse.record`): ``loadavg_start``,
+``loadavg_end``, ``others_cpu`` (share 0-1) and ``own_cpu`` (CPUs this process and its
+children kept busy on average). bench.md shows ``1.23 (noisy)`` and the reasons in the notes.
 """
 
 from __future__ import annotations
@@ -192,12 +195,39 @@ def _spread(s: dict) -> float:
     return (s["max"] - s["min"]) / abs(s["median"]) if s["median"] else math.inf
 
 
-def noise_verdict(fig: dict, others_cpu: float | None, load_busy: bool = False) -> dict | None:
+def busy_reasons(entry: dict | None, machine: dict) -> list[str]:
+    """Why the machine counts as busy while a benchmark ran ([] if it does not).
+
+    ``entry``: the benchmark's entry in ``benchmarks`` (:meth:`CpuUse.record`'s keys);
+    ``machine``: the report's, for the core count and the load average before the run,
+    when nothing of the benchmark's was running yet. The load average after a benchmark
+    counts the benchmark's own threads, so its own CPU use is taken off first (the
+    1-minute average lags, so this is close for benchmarks of a minute or more and rough
+    for shorter ones; the CPU-time share has no such lag).
+    """
+    entry = entry or {}
+    cores = machine.get("cores_available") or machine.get("cores") or 1
+    out = []
+    others = entry.get("others_cpu")
+    if others is not None and others > BUSY_LIMIT:
+        out.append(f"other processes used {others:.0%} of the CPU time (> {BUSY_LIMIT:.0%})")
+    start = machine.get("loadavg_start")
+    if start and start[0] > 0.5 * cores:
+        out.append(f"load average {start[0]:.2f} before the run, above half the {cores} cores")
+    end, own = entry.get("loadavg_end"), entry.get("own_cpu")
+    if end and own is not None and end[0] - own > 0.5 * cores:
+        out.append(
+            f"load average {end[0]:.2f} after it, less its own {own:.2f} CPUs, above half "
+            f"the {cores} cores"
+        )
+    return out
+
+
+def noise_verdict(fig: dict, busy: list[str] | tuple = ()) -> dict | None:
     """The ``noise`` of a checked figure (module doc), None when it has no ratio.
 
-    ``others_cpu``: the share of the machine's CPU time that other processes used while the
-    figure's benchmark ran (None: unknown; then ``load_busy``, the load average's verdict,
-    decides). Reasons, in this order: ranges overlap, spread, too few rounds, busy.
+    ``busy``: :func:`busy_reasons` of the figure's benchmark (they count for timings only).
+    Reasons, in this order: ranges overlap, spread, too few rounds, busy.
     """
     if fig["ratio"] is None:
         return None
@@ -223,13 +253,8 @@ def noise_verdict(fig: dict, others_cpu: float | None, load_busy: bool = False) 
         if single:
             n = f"{paired['n']} round(s)" if paired else "one measurement"
             reasons.append(f"{n}: fewer than {MIN_ROUNDS} timed rounds, no spread to judge")
-        if others_cpu is not None and others_cpu > BUSY_LIMIT:
-            reasons.append(
-                f"machine busy: other processes used {others_cpu:.0%} of the CPU time "
-                f"(> {BUSY_LIMIT:.0%})"
-            )
-        elif others_cpu is None and load_busy:
-            reasons.append("machine busy: load average above half the cores at the start")
+        if busy:
+            reasons.append("machine busy: " + "; ".join(busy))
     return {"noisy": bool(reasons), "reasons": reasons}
 
 
@@ -282,14 +307,17 @@ class CpuUse:
     """How much of the machine's CPU time other processes take while something runs.
 
     ``CpuUse()`` takes a snapshot (the busy time of all CPUs from ``/proc/stat``, steal
-    included, and this process's CPU time with its finished children's); :meth:`others`
-    returns the share of the machine's CPU time since then that was not this process's:
-    0 on an idle machine, whatever the benchmark itself uses; None without ``/proc/stat``.
-    Unlike the load average it does not count the benchmark's own threads.
+    included, and this process's CPU time with its finished children's) and the load
+    average; :meth:`others` returns the share of the machine's CPU time since then that was
+    not this process's: 0 on an idle machine, whatever the benchmark itself uses; None
+    without ``/proc/stat``. Unlike the load average it does not count the benchmark's own
+    threads. :meth:`own`: how many CPUs this process kept busy on average; :meth:`record`:
+    all of it for a ``benchmarks`` entry.
     """
 
     def __init__(self):
         self.start = self.snapshot()
+        self.load_start = loadavg()
 
     @staticmethod
     def snapshot() -> tuple[float, float, float, int] | None:
@@ -321,6 +349,23 @@ class CpuUse:
         wall = (end[0] - self.start[0]) * end[3]
         others = (end[1] - self.start[1]) - (end[2] - self.start[2])
         return round(min(1.0, max(0.0, others / wall)), 3)
+
+    def own(self) -> float | None:
+        """CPUs this process and its finished children kept busy on average since the
+        snapshot (CPU seconds / wall seconds; 2.0: two cores all the time)."""
+        end = self.snapshot()
+        if self.start is None or end is None or end[0] - self.start[0] < 0.5:
+            return None
+        return round((end[2] - self.start[2]) / (end[0] - self.start[0]), 3)
+
+    def record(self) -> dict:
+        """``loadavg_start``, ``loadavg_end``, ``others_cpu``, ``own_cpu`` (module doc)."""
+        return {
+            "loadavg_start": self.load_start,
+            "loadavg_end": loadavg(),
+            "others_cpu": self.others(),
+            "own_cpu": self.own(),
+        }
 
 
 def machine_info() -> dict:
@@ -362,17 +407,10 @@ def build_report(
     seconds: float,
 ) -> dict:
     """The ``bench.json`` dict (module doc); records the load average at the end and gives
-    every figure its ``noise`` verdict (:func:`noise_verdict`) from its benchmark's
-    ``others_cpu``."""
+    every figure its ``noise`` verdict (:func:`noise_verdict`) from its benchmark's entry."""
     machine = {**machine, "loadavg_end": loadavg()}
-    load_busy = _load_busy(machine)
     figures = [
-        {
-            **f,
-            "noise": noise_verdict(
-                f, benchmarks.get(f.get("bench"), {}).get("others_cpu"), load_busy
-            ),
-        }
+        {**f, "noise": noise_verdict(f, busy_reasons(benchmarks.get(f.get("bench")), machine))}
         for f in figures
     ]
     return {
@@ -489,14 +527,6 @@ def cpu_line(m: dict) -> str:
     return text
 
 
-def _load_busy(m: dict) -> bool:
-    """The 1-minute load average at the start above half the cores (the end's includes the
-    benchmarks' own threads)."""
-    start = m.get("loadavg_start")
-    cores = m.get("cores_available") or m.get("cores") or 1
-    return bool(start) and start[0] > 0.5 * cores
-
-
 def load_line(m: dict) -> str:
     """The load average at start and end, the share of CPU time other processes used, and a
     warning when the machine was busy."""
@@ -510,7 +540,7 @@ def load_line(m: dict) -> str:
     if others is not None:
         text += f"; other processes used {others:.0%} of the CPU time during the run"
     cores = m.get("cores_available") or m.get("cores") or 1
-    busy = others > BUSY_LIMIT if others is not None else _load_busy(m)
+    busy = bool(busy_reasons(m, m))  # the whole run as one benchmark
     return text + (
         f": other processes were using the {cores} cores, so the timings are noisy "
         "(ratios, measured alternately, suffer less; see the noisy marks)."
@@ -528,9 +558,11 @@ def noise_line(report: dict) -> str:
     return (
         f"{noisy} of {len(judged)} ratios are marked (noisy): their aiayn and peer min–max "
         f"ranges overlap, their per-round spread exceeds {SPREAD_LIMIT:.0%} of the median, "
-        f"they rest on fewer than {MIN_ROUNDS} timed rounds, or other processes used more "
-        f"than {BUSY_LIMIT:.0%} of the CPU time while they were timed (reasons in the "
-        "notes). Read a noisy ratio as a range, not a figure."
+        f"they rest on fewer than {MIN_ROUNDS} timed rounds, or the machine was busy while "
+        f"they were timed (other processes took more than {BUSY_LIMIT:.0%} of the CPU time, "
+        "or the load average, before the run or after the benchmark less its own use, "
+        "exceeded half the cores); reasons in the notes. Read a noisy ratio as a range, "
+        "not a figure."
     )
 
 
