@@ -708,3 +708,29 @@ def test_profile_step_writes_one_markdown_section_per_run(tmp_path, capsys):
         assert shares[0] > 0  # mm/addmm/bmm
     assert "| `aten::mm` | mm/addmm/bmm |" in text
     assert capsys.readouterr().out.count("### Training step profile") == 2
+
+
+def test_gpu_decode_without_transformers_times_aiayn_alone(tmp_path, monkeypatch):
+    """Where transformers cannot be imported, the GPU script's decoding case drops the
+    Marian row and times aiayn alone (no error), saying why in the notes."""
+    import time
+
+    import torch
+
+    from bench import bench_decode, gpu
+
+    def no_transformers(*a, **k):
+        raise ImportError("No module named 'transformers'")
+
+    monkeypatch.setattr(bench_decode, "build_models", no_transformers)
+    args = gpu.parse_args(["--tiny", "--out", str(tmp_path / "g.json")])
+    args.decode_vocab = args.vocab
+    figs = gpu.decode_case(torch.device("cpu"), args, time.perf_counter() + 60)
+    assert [f["name"] for f in figs] == [
+        "beam-4 decoding sentences/s demo fp32",
+        "beam-4 decoding tokens/s demo fp32",
+    ]
+    for f in figs:
+        f = check_figure(f, "decode")
+        assert f["peer"] is None and f["ratio"] is None and f["aiayn"]["min"] > 0
+        assert "no peer (transformers not importable" in f["notes"]
