@@ -34,10 +34,12 @@ the pipeline run keeps its share):
    output lengths (see :mod:`bench.bench_decode`). Rounds that do not fit in the budget are
    skipped (the notes say how many sentences were decoded);
 4. the demo pipeline at base dimensions (:mod:`bench.gpu_pipeline`): download -> clean ->
-   tokenize -> shard -> train for 3 minutes (``--pipeline-train-seconds``) -> average ->
-   translate -> score, the stage modules run directly in a scratch folder; figures: test
-   sacreBLEU, wall time per stage, training steps; the stages' output goes to
-   ``bench_gpu_pipeline.log`` next to the JSON.
+   tokenize -> shard -> train for about 3 minutes (``--pipeline-train-seconds``; planned in
+   steps from the base training rate measured in 2, :func:`pipeline_rate`, so that it ends
+   on the ``save_every`` grid that averaging needs) -> average -> translate -> score, the
+   stage modules run directly in a scratch folder; figures: test sacreBLEU, wall time per
+   stage, training steps; the stages' output goes to ``bench_gpu_pipeline.log`` next to
+   the JSON.
 
 Output: ``$OUT/bench_gpu.json`` when ``OUT`` is set, else ``reports/bench_gpu.json`` (or
 ``--out``), rewritten after every case so a run cut short keeps what it measured, and
@@ -565,8 +567,26 @@ class Skip(Exception):
     """A case that cannot run here (recorded as skipped, with the reason)."""
 
 
-def pipeline_case(args, clock: Clock) -> list[dict]:
-    """The demo pipeline at base dimensions (module doc, 4; :mod:`bench.gpu_pipeline`)."""
+def pipeline_rate(figures: list[dict], mm: dict, vocab: int) -> tuple[float, str]:
+    """Target tokens/s to plan the pipeline's training with, and where it comes from: the
+    base training rate measured above (``train tokens/s base ...``), else 30 % of the
+    measured matmul rate over base's FLOPs per token, else 1000."""
+    from aiayn.model import PRESETS
+    from aiayn.model_info import train_flops_per_token
+
+    for f in figures:
+        if f["name"].startswith("train tokens/s base "):
+            return f["aiayn"]["median"], f"{f['name']} measured above"
+    if mm:
+        rate = next(iter(mm.values()))["median"] * 1e12
+        per_token = train_flops_per_token(PRESETS["base"], vocab)
+        return 0.3 * rate / per_token, "30% of the measured matmul rate (no base training figure)"
+    return 1000.0, "an assumed 1000 target tokens/s (nothing measured)"
+
+
+def pipeline_case(args, clock: Clock, figures: list[dict], mm: dict) -> list[dict]:
+    """The demo pipeline at base dimensions (module doc, 4; :mod:`bench.gpu_pipeline`),
+    its steps planned from the training rate measured before (:func:`pipeline_rate`)."""
     import shutil
     import tempfile
 
@@ -578,7 +598,12 @@ def pipeline_case(args, clock: Clock) -> list[dict]:
             "pip install -e .)"
         )
     seconds = min(args.pipeline_train_seconds, max(10.0, clock.left() - PIPELINE_OVERHEAD))
-    params = gp.pipeline_params(args.tiny)
+    rate, source = pipeline_rate(figures, mm, gp.demo_vocab_size())
+    # Demo sentences are shorter and each step carries the optimizer and the loader: plan on
+    # 70 % of the rate, and let the SIGTERM stop a run that is slower still.
+    max_steps, save_every = gp.plan_steps(seconds, 0.7 * rate / gp.TOKENS_PER_STEP)
+    plan = f"planned at 70% of {rate:,.0f} target tokens/s ({source})"
+    params = gp.pipeline_params(args.tiny, max_steps, save_every)
     work = args.pipeline_dir or Path(tempfile.mkdtemp(prefix="aiayn-gpu-pipeline."))
     log = args.out.with_name(args.out.stem + "_pipeline.log")
     log.unlink(missing_ok=True)
@@ -588,7 +613,7 @@ def pipeline_case(args, clock: Clock) -> list[dict]:
     finally:
         if args.pipeline_dir is None:
             shutil.rmtree(work, ignore_errors=True)
-    return gp.pipeline_figures(result, params, seconds)
+    return gp.pipeline_figures(result, params, seconds, "" if args.tiny else plan)
 
 
 # ----------------------------------------------------------------------------- main
@@ -764,7 +789,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 4. the demo pipeline at base dimensions, stage by stage
     if args.pipeline_train_seconds:
-        run.case("pipeline", lambda: pipeline_case(args, clock))
+        run.case("pipeline", lambda: pipeline_case(args, clock, run.figures, mm))
     md = run.write()
     print(md)
     print(f"wrote {args.out} and {args.out.with_suffix('.md')}", file=sys.stderr)

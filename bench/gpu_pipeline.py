@@ -3,13 +3,18 @@
 Runs the stage modules directly (``python -m stages.<name>``, no dvc) in a scratch folder:
 download (the offline demo corpus) -> clean -> tokenize -> shard -> train -> average ->
 translate -> score. The model has the base dimensions (N=6, d_model 512, d_ff 2048, h=8,
-dropout 0.1; pre-norm, which trains reliably in a short run) and trains for a fixed time
-(``train_seconds``, 3 minutes on a GPU): the stage gets SIGTERM, the signal Colab and
-Slurm send, saves a checkpoint and exits 143; checkpoints every 30 s (``save_every_minutes``,
-so any GPU has some), the last 3 averaged, translate the demo's newstest-like test
-sentences with beam 4. Figures: the test BLEU (sacreBLEU, with
-the paper's tokenized BLEU and chrF in the notes), the wall time of every stage and the
-training steps done. ``tiny`` shrinks everything for the CPU self-test.
+dropout 0.1; pre-norm, which trains reliably in a short run) and trains for about
+``train_seconds`` (3 minutes on a GPU). Only checkpoints on the ``train.save_every`` step
+grid are averaged (:mod:`aiayn.average`), so the run is planned in steps
+(:func:`plan_steps`): from the training rate measured before it, ``max_steps`` for the time
+and ``save_every`` a sixth of it, so that it ends on the grid with six grid checkpoints, of
+which the last 3 are averaged. Should it be slower than planned, the stage gets SIGTERM (the
+signal Colab and Slurm send; it saves a checkpoint and exits 143) once its time is up and a
+grid checkpoint exists. Then the demo's newstest-like test sentences are translated with
+beam 4. Figures: the test BLEU (sacreBLEU, with the paper's tokenized BLEU and chrF in the
+notes), the wall time of every stage and the training steps done. ``tiny`` shrinks
+everything for the CPU self-test, and stops training by SIGTERM (a grid checkpoint every 5
+steps, no ``max_steps`` in reach).
 
 Needs the project's runtime dependencies (tokenizers, sacrebleu, sacremoses, typer, pyyaml,
 tqdm); dvc and dvclive are not needed (without dvclive the trainer logs no curves).
@@ -53,30 +58,49 @@ def missing_dependencies() -> list[str]:
     return [m for m in NEEDS if importlib.util.find_spec(m) is None]
 
 
-def pipeline_params(tiny: bool) -> dict:
-    """The params.yaml of the run: ``configs/demo.yaml`` with the base dimensions, a long
-    ``max_steps`` (the clock stops training), a checkpoint every 30 s and the last 3
-    averaged; ``tiny``: a 2k-pair corpus, a 500-token BPE, a 1+1-layer model and a
-    checkpoint every 5 steps."""
+TOKENS_PER_STEP = 12500  # the full run's tokens per step (one micro-batch of base's size)
+GRID_CHECKPOINTS = 6  # save_every checkpoints a planned run writes, the last at max_steps
+
+
+def demo_vocab_size() -> int:
+    """``tokenizer.vocab_size`` of ``configs/demo.yaml`` (the full run's vocabulary)."""
+    from aiayn.config import load_params
+
+    return load_params(ROOT / "configs" / "demo.yaml").tokenizer.vocab_size
+
+
+def plan_steps(seconds: float, steps_per_s: float) -> tuple[int, int]:
+    """(max_steps, save_every) of a run of about ``seconds`` at ``steps_per_s``: max_steps
+    a multiple of save_every, :data:`GRID_CHECKPOINTS` grid checkpoints in all."""
+    save_every = max(1, round(seconds * steps_per_s / GRID_CHECKPOINTS))
+    return GRID_CHECKPOINTS * save_every, save_every
+
+
+def pipeline_params(tiny: bool, max_steps: int = 600, save_every: int = 100) -> dict:
+    """The params.yaml of the run: ``configs/demo.yaml`` with the base dimensions,
+    ``max_steps`` and ``save_every`` (:func:`plan_steps`), a warm-up of a quarter of the run
+    (100-1000 steps), no timer checkpoints and the last 3 grid checkpoints averaged;
+    ``tiny``: a 2k-pair corpus, a 500-token BPE, a 1+1-layer model, a checkpoint every 5
+    steps and no ``max_steps`` in reach (SIGTERM stops it)."""
     import yaml
 
     p = yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text(encoding="utf-8"))
     p["model"] = dict(TINY_MODEL if tiny else BASE_MODEL)
     p["train"].update(
-        max_steps=1_000_000,
-        tokens_per_step=512 if tiny else 12500,
-        max_tokens=512 if tiny else 12500,
+        max_steps=1_000_000 if tiny else max_steps,
+        tokens_per_step=512 if tiny else TOKENS_PER_STEP,
+        max_tokens=512 if tiny else TOKENS_PER_STEP,
         lr_scale=1.0,
-        warmup_steps=50 if tiny else 1000,
-        save_every=5 if tiny else 1_000_000,  # by the clock on a GPU, whatever its speed:
-        save_every_minutes=0.0 if tiny else 0.5,  # every 30 s, and at the SIGTERM
+        warmup_steps=50 if tiny else min(1000, max(100, max_steps // 4)),
+        save_every=5 if tiny else save_every,
+        save_every_minutes=0.0,  # only grid checkpoints: the SIGTERM waits for one
         keep_last=5,
         eval_every=0 if tiny else 1000,
         log_every=5 if tiny else 100,
         precision="auto",
         device="auto",
     )
-    p["average"]["last"] = 2 if tiny else 3  # the last minute or so of a 3-minute run
+    p["average"]["last"] = 2 if tiny else 3
     p["translate"].update(precision="auto", device="auto")
     if tiny:
         p["data"]["demo"].update(train_pairs=2000, dev_pairs=40, test_pairs=40)
@@ -105,9 +129,10 @@ def _run_stage(name: str, work: Path, log, env: dict, timeout: float) -> int:
 
 
 def _train_for(work: Path, log, env: dict, seconds: float, timeout: float) -> dict:
-    """The train stage, stopped with SIGTERM ``seconds`` after it started (not before its
-    first checkpoint exists, i.e. before the stop handler is in place). Returns the step it
-    stopped at, the precision it chose and whether it was stopped."""
+    """The train stage, to its ``max_steps`` or stopped with SIGTERM ``seconds`` after it
+    started, but not before its first checkpoint exists (with timer checkpoints off, a
+    grid one that :mod:`aiayn.average` accepts). Returns the step it ended at, the
+    precision it chose and whether it was stopped."""
     log.write("\n== stage train\n")
     log.flush()
     proc = subprocess.Popen(
@@ -158,9 +183,14 @@ def _train_for(work: Path, log, env: dict, seconds: float, timeout: float) -> di
     }
 
 
+AFTER_TRAIN = 45.0  # seconds kept for average, translate and score at base dimensions
+
+
 def run_pipeline(work: Path, params: dict, train_seconds: float, log_path: Path, deadline: float):
-    """All stages in ``work`` (module doc); their output appended to ``log_path``. Returns
-    ``{"seconds": {stage: s}, "train": {...}, "metrics": score's metrics.json}``."""
+    """All stages in ``work`` (module doc); their output appended to ``log_path``. Training
+    gets SIGTERM after ``train_seconds``, or earlier to leave :data:`AFTER_TRAIN` seconds
+    before ``deadline`` (``time.monotonic()``). Returns ``{"seconds": {stage: s}, "train":
+    {...}, "metrics": score's metrics.json}``."""
     import json
 
     import yaml
@@ -181,7 +211,8 @@ def run_pipeline(work: Path, params: dict, train_seconds: float, log_path: Path,
                 raise StageError(f"out of time before stage {name}")
             t = time.monotonic()
             if name == "train":
-                train = _train_for(work, log, env, train_seconds, left)
+                stop = min(train_seconds, max(1.0, left - AFTER_TRAIN))
+                train = {**_train_for(work, log, env, stop, left), "stop_after": stop}
             else:
                 rc = _run_stage(name, work, log, env, left)
                 if rc != 0:
@@ -191,8 +222,11 @@ def run_pipeline(work: Path, params: dict, train_seconds: float, log_path: Path,
     return {"seconds": seconds, "train": train, "metrics": metrics}
 
 
-def pipeline_figures(result: dict, params: dict, train_seconds: float) -> list[dict]:
-    """The figures of :func:`run_pipeline`'s result (module doc)."""
+def pipeline_figures(
+    result: dict, params: dict, train_seconds: float, plan: str = ""
+) -> list[dict]:
+    """The figures of :func:`run_pipeline`'s result (module doc); ``plan``: how its steps
+    were planned (for the notes)."""
     test, dev = result["metrics"]["test"], result["metrics"].get("dev", {})
     tr, m = result["train"], params["model"]
     secs = result["seconds"]
@@ -201,8 +235,11 @@ def pipeline_figures(result: dict, params: dict, train_seconds: float) -> list[d
         f"demo corpus ({params['data']['demo']['train_pairs']:,} pairs, BPE "
         f"{params['tokenizer']['vocab_size']}), {dims}, {tr.get('precision')}, "
         f"{tr.get('steps')} steps of {params['train']['tokens_per_step']} tokens in "
-        f"{secs.get('train', 0):.0f} s (stopped by SIGTERM after {train_seconds:.0f} s: "
-        f"{tr.get('stopped')}), last {params['average']['last']} checkpoints averaged, beam "
+        f"{secs.get('train', 0):.0f} s ({plan + '; ' if plan else ''}max_steps "
+        f"{params['train']['max_steps']}, save_every {params['train']['save_every']}; stopped "
+        f"by SIGTERM after {tr.get('stop_after', train_seconds):.0f} s: {tr.get('stopped')}), "
+        "last "
+        f"{params['average']['last']} grid checkpoints averaged, beam "
         f"{params['translate']['beam_size']}"
     )
     prec = tr.get("precision") if tr.get("precision") in ("fp32", "bf16", "fp16") else None

@@ -592,15 +592,48 @@ def test_gpu_memory_figure_and_pipeline_params(tmp_path):
     import yaml
 
     for tiny in (False, True):
-        params = pipeline_params(tiny)
+        params = pipeline_params(tiny, 1200, 200)
         path = tmp_path / f"params_{tiny}.yaml"
         path.write_text(yaml.safe_dump(params))
         p = load_params(path)
         assert p.train.precision == p.translate.precision == "auto"
+        # only grid checkpoints, so that whatever stops training, average finds some
+        assert p.train.save_every_minutes == 0
         if not tiny:
             base = PRESETS["base"]
             dims = ("encoder_layers", "decoder_layers", "d_model", "d_ff", "n_heads")
             assert [getattr(p.model, k) for k in dims] == [getattr(base, k) for k in dims]
+            assert (p.train.max_steps, p.train.save_every, p.train.warmup_steps) == (1200, 200, 300)
+            assert p.average.last <= p.train.max_steps // p.train.save_every
+
+
+@pytest.mark.parametrize(
+    ("seconds", "steps_per_s", "plan"),
+    [(180, 5.0, (900, 150)), (180, 0.01, (6, 1)), (100, 2.0, (198, 33))],
+)
+def test_pipeline_plan_ends_on_the_save_every_grid(seconds, steps_per_s, plan):
+    """The pipeline's training is planned in steps: six grid checkpoints, the last at
+    max_steps, so that checkpoint averaging (grid checkpoints only) has its three."""
+    from bench.gpu_pipeline import plan_steps
+
+    max_steps, save_every = plan_steps(seconds, steps_per_s)
+    assert (max_steps, save_every) == plan and max_steps % save_every == 0
+
+
+def test_pipeline_rate_prefers_the_measured_base_training_rate():
+    from bench.gpu import pipeline_rate
+
+    base = {"name": "train tokens/s base bf16 (auto)", "aiayn": {"median": 90_000.0}}
+    big = {"name": "train tokens/s big bf16 (auto)", "aiayn": {"median": 30_000.0}}
+    mm = {"auto": {"median": 500.0}}  # TFLOP/s
+    assert pipeline_rate([big, base], mm, 3000) == (90_000.0, f"{base['name']} measured above")
+    rate, source = pipeline_rate([big], mm, 3000)
+    from aiayn.model import PRESETS
+    from aiayn.model_info import train_flops_per_token
+
+    assert rate == pytest.approx(0.3 * 500e12 / train_flops_per_token(PRESETS["base"], 3000))
+    assert "matmul" in source
+    assert pipeline_rate([], {}, 3000)[0] == 1000.0
 
 
 def test_merge_replaces_only_the_benchmarks_rerun():
