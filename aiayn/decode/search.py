@@ -188,12 +188,11 @@ class CrossAttentionProbe:
         self._handle = attn.register_forward_hook(self._hook)
 
     def _hook(self, module: Any, args: tuple, output: Any) -> None:
-        x, kv, mask = args[0], args[1], args[2]  # (B, T, D), 2 x (B, h, S, d_k), mask
-        q = module.q(x[:, -1:])  # (B, 1, D)
-        B, _, D = q.shape
-        h = module.n_heads
-        q = q.view(B, 1, h, D // h).transpose(1, 2)  # (B, h, 1, d_k)
-        scores = (q @ kv[0].transpose(-1, -2)).float() / math.sqrt(D // h)  # (B, h, 1, S)
+        x, kv, mask = args[0], args[1], args[2]  # (B, T, D), keys (B, h, S, d_k), values, mask
+        q = module.q(x[:, -1:])  # (B, 1, h d_k)
+        B, h = q.size(0), module.n_heads
+        q = q.view(B, 1, h, -1).transpose(1, 2)  # (B, h, 1, d_k)
+        scores = (q @ kv[0].transpose(-1, -2)).float() / math.sqrt(q.size(-1))  # (B, h, 1, S)
         if mask is not None:
             scores = scores.masked_fill(~mask, float("-inf"))
         self.last = scores.softmax(-1).mean(1)[:, 0]  # (B, S)
