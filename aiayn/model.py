@@ -713,9 +713,16 @@ def parameter_formula(cfg: ModelConfig, vocab_size: int) -> int:
     by default); FFN 2 D F + F + D; LayerNorm 2 D; encoder layer = attention + FFN +
     2 LayerNorms; decoder layer = 2 attentions + FFN + 3 LayerNorms; pre-norm adds one final
     LayerNorm to each stack; embeddings V D tied (source = target = output projection), else
-    3 V D; learned positions 2 max_positions D. The sum of
-    :func:`aiayn.model_info.parameter_breakdown`.
+    3 V D; learned positions 2 max_positions D (source and target tables).
     """
-    from aiayn.model_info import parameter_breakdown
-
-    return parameter_breakdown(cfg, vocab_size)["total"]
+    D, Fd, V = cfg.d_model, cfg.d_ff, vocab_size
+    K, W = (cfg.n_heads * d for d in cfg.head_dims)
+    attention = (D + 1) * (2 * K + W) + (W + 1) * D
+    ffn = 2 * D * Fd + Fd + D
+    norm = 2 * D
+    encoder = cfg.encoder_layers * (attention + ffn + 2 * norm)
+    decoder = cfg.decoder_layers * (2 * attention + ffn + 3 * norm)
+    final_norms = 2 * norm if cfg.norm == "pre" else 0
+    embeddings = V * D if cfg.tie_embeddings else 3 * V * D
+    positions = 2 * cfg.max_positions * D if cfg.positional == "learned" else 0
+    return embeddings + positions + encoder + decoder + final_norms
