@@ -121,7 +121,7 @@ def plan(
     """(experiment name, ``-S`` settings) for the base and each chosen row, every one
     validated as a complete params file first (a ConfigError names the row)."""
     from aiayn.config import params_from_dict
-    from aiayn.paper import select_rows, scaled_change, settings, terms_of
+    from aiayn.paper import scaled_change, select_rows, settings, terms_of
 
     base = params_from_dict(applied(params, base_changes), "params.yaml with the -S settings")
     terms = terms_of(base.model, base.train.label_smoothing)
