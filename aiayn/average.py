@@ -1,9 +1,13 @@
 """Checkpoint averaging (section 6.1): the mean of the parameters of the last N checkpoints.
 
 The paper averages the last 5 (base) or 20 (big) checkpoints, written at 10-minute
-intervals. Here "last" means the highest training steps among
-``checkpoint_<step:08d>.pt`` files. A run that has fewer than ``average.last`` checkpoints
-(a short run) still works: all of them are averaged, with a warning.
+intervals. Here they are the checkpoints on the ``train.save_every`` step grid (their
+``reason`` is ``"grid"``, see :mod:`aiayn.train.checkpoint`), the last ``average.last`` of
+them by step: evenly spaced whatever the hardware's speed. Checkpoints written on a timer, on
+a signal or at an off-grid ``train.max_steps`` are for resuming and are never averaged (a
+warning names those newer than the last averaged one). A run that has fewer than
+``average.last`` grid checkpoints (a short run) still works: all of them are averaged, with a
+warning.
 
 Every checkpoint is loaded with ``torch.load(weights_only=True)``; a file that needs
 unpickling of arbitrary objects is refused, never unpickled. Averaging accumulates in float32.
@@ -14,24 +18,14 @@ config, vocabulary size, tokenizer path and sha256, averaged steps), is written 
 from __future__ import annotations
 
 import json
-import re
 import warnings
 from pathlib import Path
 
 from aiayn.config import AverageConfig
 from aiayn.errors import DataError, MissingInputError
+from aiayn.train.checkpoint import REASONS, checkpoint_reason, list_checkpoints
 
-CHECKPOINT_RE = re.compile(r"^checkpoint_(\d{8,})\.pt$")
-
-
-def list_checkpoints(folder: Path) -> list[tuple[int, Path]]:
-    """``(step, path)`` of every ``checkpoint_<step:08d>.pt`` in ``folder``, by step."""
-    found = []
-    for p in Path(folder).iterdir():
-        m = CHECKPOINT_RE.match(p.name)
-        if m and p.is_file():
-            found.append((int(m.group(1)), p))
-    return sorted(found)
+__all__ = ["average_checkpoints", "average_state_dicts", "choose_checkpoints", "list_checkpoints"]
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -43,13 +37,11 @@ def load_checkpoint(path: Path) -> dict:
     """
     import torch
 
-    try:
-        ckpt = torch.load(path, weights_only=True, map_location="cpu")
-    except Exception as e:  # UnpicklingError, RuntimeError, EOFError, zip errors ...
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise DataError(
-            f"{path}: refused: cannot be loaded weights-only (not unpickled): {first}"
-        ) from None
+    from aiayn.fsio import load_weights_only
+
+    ckpt = load_weights_only(
+        path, what="checkpoint", fix="delete it, or rerun `dvc repro train` to rebuild it"
+    )
     if not isinstance(ckpt, dict):
         raise DataError(f"{path}: not a checkpoint (expected a dict, got {type(ckpt).__name__})")
     for key, types in (("model", dict), ("step", int), ("model_config", dict), ("vocab_size", int)):
@@ -148,13 +140,55 @@ def _tokenizer_ref(tokenizer: Path) -> str:
         return str(Path(tokenizer).resolve())
 
 
+def choose_checkpoints(checkpoints: Path, last: int) -> list[tuple[int, Path]]:
+    """(step, path) of the last ``last`` checkpoints on the ``train.save_every`` grid.
+
+    Warns when there are fewer, and names the off-grid checkpoints newer than the first one
+    chosen (left out); :class:`MissingInputError` without checkpoints, :class:`DataError`
+    without a grid checkpoint or for a file that does not load weights-only.
+    """
+    found = list_checkpoints(checkpoints)
+    if not found:
+        raise MissingInputError(
+            f"{checkpoints}: no checkpoint_<step>.pt files (run `dvc repro train` first)"
+        )
+    reasons = {p: checkpoint_reason(p) for _, p in found}
+    for p, reason in reasons.items():
+        if reason is None:
+            load_checkpoint(p)  # raises the DataError saying why it does not load
+            raise DataError(f"{p}: unknown checkpoint reason (not one of {', '.join(REASONS)})")
+    grid = [(s, p) for s, p in found if reasons[p] == "grid"]
+    if not grid:
+        raise DataError(
+            f"{checkpoints}: none of its {len(found)} checkpoint(s) is on the train.save_every "
+            f"grid (timer, signal and off-grid max_steps checkpoints are for resuming only); "
+            f"train to a multiple of train.save_every"
+        )
+    chosen = grid[-last:]
+    if len(chosen) < last:
+        warnings.warn(
+            f"{checkpoints} holds {len(grid)} checkpoint(s) on the train.save_every grid, fewer "
+            f"than average.last={last}; averaging all of them",
+            stacklevel=3,
+        )
+    left_out = [
+        f"{p.name} ({reasons[p]})" for s, p in found if s > chosen[0][0] and reasons[p] != "grid"
+    ]
+    if left_out:
+        warnings.warn(
+            f"not averaged, off the train.save_every grid: {', '.join(left_out)}", stacklevel=3
+        )
+    return chosen
+
+
 def average_checkpoints(cfg: AverageConfig, checkpoints: Path, tokenizer: Path, out: Path) -> dict:
     """Average the last ``cfg.last`` checkpoints of ``checkpoints`` into ``out``.
 
     Writes ``out/model.pt`` (weights-only float32 state dict) and ``out/model.json``
     (``model_config``, ``vocab_size``, ``tokenizer``, ``tokenizer_sha256``, ``steps``) and
-    returns the model.json dict. Fewer checkpoints than ``cfg.last``: all are averaged, with
-    a warning. No checkpoint: :class:`MissingInputError`.
+    returns the model.json dict. Only checkpoints on the ``train.save_every`` grid are
+    averaged (:func:`choose_checkpoints`); fewer than ``cfg.last``: all of those, with a
+    warning. No checkpoint: :class:`MissingInputError`.
     """
     import torch
 
@@ -162,18 +196,7 @@ def average_checkpoints(cfg: AverageConfig, checkpoints: Path, tokenizer: Path, 
 
     require_inputs(checkpoints, stage="train")
     require_inputs(tokenizer, stage="tokenize")
-    found = list_checkpoints(checkpoints)
-    if not found:
-        raise MissingInputError(
-            f"{checkpoints}: no checkpoint_<step>.pt files (run `dvc repro train` first)"
-        )
-    chosen = found[-cfg.last :]
-    if len(chosen) < cfg.last:
-        warnings.warn(
-            f"{checkpoints} holds {len(found)} checkpoint(s), fewer than average.last="
-            f"{cfg.last}; averaging all of them",
-            stacklevel=2,
-        )
+    chosen = choose_checkpoints(checkpoints, cfg.last)
     avg, last = average_state_dicts(chosen)
     meta = {
         "model_config": last["model_config"],
@@ -183,6 +206,7 @@ def average_checkpoints(cfg: AverageConfig, checkpoints: Path, tokenizer: Path, 
         "steps": [s for s, _ in chosen],
     }
     with atomic_dir(out) as tmp:
-        torch.save(avg, tmp / "model.pt")
+        with open(tmp / "model.pt", "wb") as f:  # a full disk: an OSError, see save_checkpoint
+            torch.save(avg, f)
         (tmp / "model.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return meta

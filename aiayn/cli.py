@@ -28,6 +28,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("model-info", "aiayn.model_info:model_info"),
     ("preset", "aiayn.presets:preset_command"),
     ("attention", "aiayn.attention_plot:attention_command"),
+    ("export", "aiayn.export:export_command"),
 ]
 
 

@@ -4,7 +4,7 @@ Every key of every section must be present (DVC tracks them one by one, and ``dv
 diff`` should show real values), unknown keys are errors, and so are wrong types and
 out-of-range values. Errors name the file, the line, the dotted key and the value::
 
-    params.yaml:41: train.warmup_steps must be >= 1, got 0
+    params.yaml:65: train.warmup_steps must be >= 1; got 0
 
 The dataclass defaults are the paper's Transformer-base recipe on WMT14; the repository's
 ``params.yaml`` holds the small offline demo configuration.
@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import reprlib
 import types
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
@@ -22,13 +24,18 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 from aiayn.errors import ConfigError
 
 ALL_CORPORA = ["europarl-v7", "commoncrawl", "news-commentary-v9"]
+# Byte-level BPE holds the 4 special tokens (aiayn.tokenizer.SPECIAL_TOKENS) and the 256
+# byte symbols before any merge: the smallest vocabulary there is. Owned here, so that the
+# params loader refuses a smaller tokenizer.vocab_size with its line number.
+MIN_VOCAB_SIZE = 4 + 256
 
 
 def param(default: Any = dataclasses.MISSING, *, help: str = "", **checks: Any) -> Any:
     """A dataclass field with a help text and range checks.
 
     checks: ``ge``, ``gt``, ``le``, ``lt`` (numbers), ``choices`` (allowed values, also for
-    list items), ``unique`` (list items distinct), ``nonempty`` (list not empty).
+    list items), ``unique`` (list items distinct), ``nonempty`` (list not empty), ``why``
+    (the reason for a bound, shown in its error).
     """
     meta = {"help": help, **checks}
     if isinstance(default, list | dict):
@@ -54,15 +61,40 @@ class DemoConfig:
 class DataConfig:
     """``download``: where the raw corpora come from."""
 
-    source: Literal["demo", "wmt14"] = param("wmt14", help="demo (offline) or wmt14")
+    source: Literal["demo", "wmt14", "hf"] = param(
+        "wmt14", help="demo (offline), wmt14 (statmt.org archives) or hf (Hugging Face datasets)"
+    )
     corpora: list[str] = param(
-        ALL_CORPORA, choices=ALL_CORPORA, unique=True, nonempty=True, help="training corpora"
+        ALL_CORPORA,
+        choices=ALL_CORPORA,
+        unique=True,
+        nonempty=True,
+        help="training corpora (hf: all three; the Hub dataset mixes them)",
     )
     mirror: str = param("http://www.statmt.org", help="replaces http://www.statmt.org in URLs")
     verify_checksums: bool = param(True, help="check sha256/md5 of downloaded archives")
     cache_dir: str = param(".cache/wmt14", help="archive cache, outside DVC outputs")
     retries: int = param(5, ge=0, help="retries per download on transient failures")
     timeout: float = param(60.0, gt=0, help="socket timeout in seconds")
+    min_speed: int = param(
+        1024,
+        ge=0,
+        help="bytes/s a download must average over each data.timeout seconds, else it is "
+        "retried (a server trickling data); 0: off",
+    )
+    hf_name: str = param("wmt/wmt14", help="hf: dataset on the Hugging Face Hub (read by name)")
+    hf_config: str = param("de-en", help="hf: the dataset's config (language pair)")
+    hf_revision: str = param("main", help="hf: Hub branch, tag or commit to read")
+    hf_path: str = param(
+        "", help="hf: a local copy instead of the Hub: parquet folder or save_to_disk folder"
+    )
+    hf_check_sizes: bool = param(
+        True, help="hf: rows must be WMT14 de-en's (4,508,785/3,000/3,003); false: any subset"
+    )
+    max_train_pairs: int = param(
+        0, ge=0, help="keep a seeded random sample of this many training pairs (0: all)"
+    )
+    sample_seed: int = param(1, help="seed of the max_train_pairs sample")
     demo: DemoConfig = field(default_factory=DemoConfig)
 
 
@@ -70,6 +102,12 @@ class DataConfig:
 class CleanConfig:
     """``clean``: per-pair filters, deduplication and dev/test decontamination."""
 
+    recipe: Literal["filtered", "paper"] = param(
+        "filtered",
+        help="filtered: normalise and filter with the keys below; paper: the paper's data as "
+        "downloaded (whitespace collapsed, pairs with an empty side dropped, nothing else; "
+        "the only limit is shard.max_tokens_per_side), the keys below unused",
+    )
     strip_html: bool = param(
         True, help="remove HTML tags, then unescape HTML entities (before the other steps)"
     )
@@ -93,7 +131,13 @@ class CleanConfig:
 class TokenizerConfig:
     """``tokenize``: one BPE model shared by English and German."""
 
-    vocab_size: int = param(37000, ge=64, le=1_000_000, help="BPE vocabulary incl. specials")
+    vocab_size: int = param(
+        37000,
+        ge=MIN_VOCAB_SIZE,
+        le=1_000_000,
+        why="byte-level BPE needs the 4 special tokens and the 256 bytes",
+        help="BPE vocabulary incl. specials",
+    )
     min_frequency: int = param(2, ge=1, help="minimum pair frequency for a merge")
     max_train_lines: int = param(0, ge=0, help="lines per side used to learn BPE (0: all)")
 
@@ -162,9 +206,15 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = param("auto")
     threads: int = param(0, ge=0, help="CPU threads for torch (0: torch's default)")
     nproc: int = param(1, ge=1, help="processes per node; >1 launches torchrun DDP")
-    save_every: int = param(1000, ge=1, help="checkpoint every this many steps")
-    save_every_minutes: float = param(0.0, ge=0.0, help="also checkpoint every N minutes (0: off)")
-    keep_last: int = param(5, ge=1, help="checkpoints kept on disk")
+    save_every: int = param(
+        1250, ge=1, help="checkpoint every this many steps (the grid average takes from)"
+    )
+    save_every_minutes: float = param(
+        0.0, ge=0.0, help="also checkpoint every N minutes, for resuming only (0: off)"
+    )
+    keep_last: int = param(
+        5, ge=1, help="grid checkpoints kept on disk (plus the newest if off the grid)"
+    )
     eval_every: int = param(1000, ge=0, help="dev loss every this many steps (0: off)")
     log_every: int = param(100, ge=1, help="log training metrics every this many steps")
 
@@ -173,7 +223,7 @@ class TrainConfig:
 class AverageConfig:
     """``average``: mean of the last checkpoints (paper: 5 for base, 20 for big)."""
 
-    last: int = param(5, ge=1, help="number of last checkpoints to average")
+    last: int = param(5, ge=1, help="number of last train.save_every checkpoints to average")
 
 
 @dataclass
@@ -181,6 +231,12 @@ class TranslateConfig:
     """``translate``: beam search (section 6.1)."""
 
     beam_size: int = param(4, ge=1, help="beam width (1: greedy)")
+    search_rules: Literal["t2t", "fairseq"] = param(
+        "t2t",
+        help="beam search rules: t2t (the paper's: </s> from any of the 2k candidates, stop "
+        "when no live hypothesis can beat the worst finished one) or fairseq (stop at k "
+        "finished)",
+    )
     length_penalty: float = param(0.6, ge=0.0, help="alpha of the GNMT length penalty")
     max_len_a: float = param(1.0, ge=0.0, help="max output length = a * source length + b")
     max_len_b: int = param(50, ge=0, help="max output length = a * source length + b")
@@ -237,20 +293,45 @@ class _Where:
         return ConfigError(f"{self(key)}: {key} {msg}")
 
 
-def _yaml_lines(node: Any, prefix: str = "", out: dict[str, int] | None = None) -> dict[str, int]:
+def _yaml_lines(
+    node: Any, file: str, prefix: str = "", out: dict[str, int] | None = None, path=()
+) -> dict[str, int]:
+    """{dotted key: line} of a composed YAML document; a key given twice in one mapping is
+    a ConfigError naming both lines (PyYAML would keep the last one silently; DVC refuses
+    such a file). ``path``: the mappings above ``node`` (an alias back to one of them, a
+    mapping that contains itself, is not followed)."""
     import yaml
 
     out = {} if out is None else out
-    if isinstance(node, yaml.MappingNode):
+    if isinstance(node, yaml.MappingNode) and node not in path:
+        seen: dict[str, int] = {}
         for k, v in node.value:
-            key = f"{prefix}{k.value}"
-            out[key] = k.start_mark.line + 1
-            _yaml_lines(v, key + ".", out)
+            line = k.start_mark.line + 1
+            name = str(k.value)
+            key = f"{prefix}{name}"
+            if name in seen and name != "<<":
+                raise ConfigError(
+                    f"{file}:{line}: {key} is given twice (lines {seen[name]} and {line}); "
+                    "keep one"
+                )
+            seen[name] = line
+            out[key] = line
+            _yaml_lines(v, file, key + ".", out, (*path, node))
     return out
 
 
+_REPR = reprlib.Repr()
+_REPR.maxstring, _REPR.maxother, _REPR.maxlevel = 80, 80, 3
+_REPR.maxlist = _REPR.maxdict = _REPR.maxtuple = _REPR.maxset = 6
+
+
 def _show(v: Any) -> str:
-    return repr(v) if isinstance(v, str) else str(v)
+    """A value for an error message, on one line and short (a huge or recursive value is
+    elided)."""
+    if isinstance(v, str | list | dict | tuple | set):
+        return _REPR.repr(v)
+    text = str(v)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _type_name(tp: Any) -> str:
@@ -325,7 +406,8 @@ def _convert(tp: Any, value: Any, key: str, meta: dict, where: _Where) -> Any:
         ("lt", lambda a, b: a < b, "<"),
     ):
         if check in meta and not op(value, meta[check]):
-            raise where.error(key, f"must be {text} {meta[check]}; got {_show(value)}")
+            why = f" ({meta['why']})" if "why" in meta else ""
+            raise where.error(key, f"must be {text} {meta[check]}{why}; got {_show(value)}")
     if "choices" in meta and value not in meta["choices"]:
         raise where.error(key, f"must be one of {', '.join(map(str, meta['choices']))}")
     return value
@@ -363,8 +445,8 @@ def _validate(p: Params, where: _Where) -> None:
     if p.average.last > p.train.keep_last:
         raise where.error(
             "average.last",
-            f"must be <= train.keep_last={p.train.keep_last} (checkpoints kept); "
-            f"got {p.average.last}",
+            f"must be <= train.keep_last={p.train.keep_last} (the save_every checkpoints kept "
+            f"on disk); got {p.average.last}: raise train.keep_last or lower average.last",
         )
     if p.train.max_tokens < p.shard.max_tokens_per_side:
         raise where.error(
@@ -394,10 +476,34 @@ def _validate(p: Params, where: _Where) -> None:
             "clean.min_words",
             f"must be <= clean.max_words={p.clean.max_words}; got {p.clean.min_words}",
         )
-    if not p.data.mirror.startswith(("http://", "https://", "file://")):
+    if p.data.source == "hf" and sorted(p.data.corpora) != sorted(ALL_CORPORA):
         raise where.error(
-            "data.mirror", f"must start with http://, https:// or file://; got {p.data.mirror!r}"
+            "data.corpora",
+            "must list all three corpora with data.source: hf (the Hugging Face dataset mixes "
+            f"them and cannot select one); got {p.data.corpora}, or use data.source: wmt14",
         )
+    problem = _url_problem(p.data.mirror)
+    if problem:
+        raise where.error("data.mirror", f"{problem}; got {_show(p.data.mirror)}")
+
+
+def _url_problem(url: str) -> str | None:
+    """What is wrong with a mirror URL (None if nothing)."""
+    example = "like http://www.statmt.org or file:///srv/statmt"
+    try:
+        u = urllib.parse.urlsplit(url)
+        u.port  # noqa: B018  (raises ValueError for a port that is not a number)
+    except ValueError as e:
+        return f"is not a valid URL ({e}), {example}"
+    if u.scheme not in ("http", "https", "file"):
+        return f"must start with http://, https:// or file://, {example}"
+    if u.scheme != "file" and not u.hostname:
+        return f"names no host, {example}"
+    if u.scheme == "file" and not u.path.strip("/"):
+        return f"names no folder, {example}"
+    if any(c.isspace() for c in url):
+        return f"must not contain spaces, {example}"
+    return None
 
 
 def params_from_dict(
@@ -414,28 +520,45 @@ def params_from_dict(
 
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Load and validate ``params.yaml``; raise :class:`ConfigError` naming what is wrong."""
+    data, lines = read_yaml(path)
+    if data is None:
+        raise ConfigError(f"{path}: params file is empty")
+    return params_from_dict(data, str(path), lines)
+
+
+def read_yaml(path: str | Path) -> tuple[Any, dict[str, int]]:
+    """The parsed YAML of a params file and ``{dotted key: line}``.
+
+    ConfigError (one line, naming the file and line) for a missing, unreadable or non-UTF-8
+    file, malformed YAML, or a key given twice in one mapping.
+    """
     import yaml
+
+    from aiayn.fsio import utf8_error
 
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: params file not found") from None
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a folder, not a params file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(utf8_error(path))) from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read params file: {e.strerror}") from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        lines = _yaml_lines(node, str(path)) if node is not None else {}
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise ConfigError(f"{path}{line}: malformed YAML: {problem}") from None
-    if data is None:
-        raise ConfigError(f"{path}: params file is empty")
-    return params_from_dict(data, str(path), _yaml_lines(node) if node is not None else {})
+    except (ValueError, RecursionError) as e:  # e.g. an integer of more than 4300 digits
+        raise ConfigError(f"{path}: unreadable YAML value: {str(e)[:100]}") from None
+    return data, lines
 
 
 def to_dict(obj: Any) -> dict:

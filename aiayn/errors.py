@@ -22,3 +22,7 @@ class DataError(AiaynError):
 
 class MissingInputError(DataError):
     """A stage was run before the stage that produces its input."""
+
+
+class OutputError(AiaynError):
+    """An output that could not be written in full (disk full, quota, file size limit)."""

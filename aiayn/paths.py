@@ -1,7 +1,7 @@
 """Where every pipeline stage reads and writes, relative to the project root.
 
 ``dvc.yaml`` declares the same paths; ``tests/test_dvc_yaml.py`` checks the two agree.
-The raw layout is identical for ``data.source: demo`` and ``data.source: wmt14``.
+The raw layout is identical for ``data.source: demo``, ``wmt14`` and ``hf``.
 """
 
 from __future__ import annotations

@@ -35,12 +35,12 @@ def list_presets(configs: Path = CONFIGS) -> dict[str, Path]:
 
 
 def _read_yaml(path: Path) -> Any:
-    """The parsed YAML of ``path``, or None when it is missing or not YAML."""
-    import yaml
+    """The parsed YAML of ``path``, or None when it is missing, not YAML or repeats a key."""
+    from aiayn.config import read_yaml
 
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return read_yaml(path)[0]
+    except ConfigError:
         return None
 
 

@@ -12,6 +12,18 @@ sacremoses (the Moses steps) and sacrebleu (the counting), on hypothesis and ref
 4. ``multi-bleu.perl``: corpus BLEU on whitespace tokens, cased, no smoothing
    (sacrebleu with ``tokenize="none"``, ``smooth_method="none"``).
 
+``bleu_tok_t2t_ref`` is the same count against the reference tensor2tensor's authors scored
+the paper with, which differs from the official one in its quotes: every unicode double quote
+(``„ “ ” ‟ « »``) of the official newstest2014 reference made an ASCII ``"`` before the Moses
+tokenizer, which escapes it to ``&quot;``, and no replace-unicode-punctuation on it (the
+hypothesis goes through steps 1-4 as above, as get_ende_bleu.sh does). Martin Popel's account
+in tensorflow/tensor2tensor issue 317 (2018-04-12): "convert all unicode quotes including „
+to ", which will be converted to &quot; by tokenizer.perl ... Or download the tweaked
+reference from gs://tensor2tensor-checkpoints/transformer_ende_test/newstest2014.tok.de";
+replace-unicode-punctuation.perl alone leaves the German low quote ``„`` as it is. This is
+the figure comparable with Table 2 (27.3 base, 28.4 big); ``bleu_tok`` treats both sides
+alike. See README, "Comparing with the paper's BLEU".
+
 sacreBLEU (the shareable score, 13a and cased by default) runs on the detokenized text as
 it is. Metric names read well in ``dvc metrics diff``: ``test.sacrebleu``, ``test.bleu_tok``,
 ``test.chrf``, ``test.length_ratio``, ``test.signature`` ...
@@ -28,7 +40,7 @@ from typing import Annotated
 import typer
 
 from aiayn.config import ScoreConfig
-from aiayn.errors import ConfigError, DataError, MissingInputError
+from aiayn.errors import ConfigError, DataError
 
 # tensor2tensor get_ende_bleu.sh: perl -ple 's{(\S)-(\S)}{$1 ##AT##-##AT## $2}g'
 _COMPOUND = re.compile(r"(\S)-(\S)")
@@ -37,6 +49,13 @@ BLEU_TOK_SIGNATURE = (
     "t2t-get_ende_bleu|replace-unicode-punct|moses-tok:de|escape:yes|atat|"
     "tok:none|case:mixed|smooth:none"
 )
+BLEU_TOK_T2T_REF_SIGNATURE = (
+    "t2t-get_ende_bleu|hyp:replace-unicode-punct|ref:unicode-double-quotes-to-ascii|"
+    "moses-tok:de|escape:yes|atat|tok:none|case:mixed|smooth:none"
+)
+
+# Unicode double quotes, made ASCII in tensor2tensor's tweaked newstest2014 reference.
+_T2T_REF_QUOTES = str.maketrans(dict.fromkeys("\u201e\u201c\u201d\u201f\u00ab\u00bb", '"'))
 
 
 def read_lines(path: str | Path) -> list[str]:
@@ -44,16 +63,9 @@ def read_lines(path: str | Path) -> list[str]:
 
     Reads like the ``sacrebleu`` command does, so scores agree with it byte for byte.
     """
-    path = Path(path)
-    try:
-        with open(path, encoding="utf-8", newline="\n") as f:
-            return [line.rstrip() for line in f]
-    except FileNotFoundError:
-        raise MissingInputError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a folder, expected a text file") from None
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text (byte {e.start} of a chunk)") from None
+    from aiayn.fsio import read_lines as read_text_lines
+
+    return [line.rstrip() for line in read_text_lines(path)]
 
 
 def read_pair(hyp: str | Path, ref: str | Path) -> tuple[list[str], list[str]]:
@@ -63,6 +75,8 @@ def read_pair(hyp: str | Path, ref: str | Path) -> tuple[list[str], list[str]]:
         raise DataError(
             f"line counts differ: {hyp} has {len(hyps)} lines, {ref} has {len(refs)} lines"
         )
+    if not hyps:
+        raise DataError(f"{hyp} and {ref} are empty: nothing to score (give one line per segment)")
     return hyps, refs
 
 
@@ -76,34 +90,52 @@ def split_compounds(line: str) -> str:
     return _COMPOUND.sub(r"\1 ##AT##-##AT## \2", line)
 
 
-def tokenize_for_bleu_tok(lines: list[str]) -> list[str]:
-    """Steps 1-3 of get_ende_bleu.sh on each line (see the module docstring)."""
+def tokenize_for_bleu_tok(lines: list[str], *, t2t_reference: bool = False) -> list[str]:
+    """Steps 1-3 of get_ende_bleu.sh on each line (see the module docstring).
+
+    ``t2t_reference``: instead of step 1, make every unicode double quote ASCII, as in the
+    reference tensor2tensor scored against."""
     from sacremoses import MosesPunctNormalizer, MosesTokenizer
 
     punct = MosesPunctNormalizer(lang="de")
     tok = MosesTokenizer(lang="de")
     out = []
     for line in lines:
-        line = punct.replace_unicode_punct(line)
+        if t2t_reference:
+            line = line.translate(_T2T_REF_QUOTES)
+        else:
+            line = punct.replace_unicode_punct(line)
         line = tok.tokenize(line, escape=True, return_str=True, aggressive_dash_splits=False)
         out.append(split_compounds(line))
     return out
 
 
-def bleu_tok(hyps: list[str], refs: list[str]) -> float:
-    """The paper-comparable tokenized, compound-split corpus BLEU (multi-bleu.perl)."""
+def _multi_bleu(hyps_tok: list[str], refs_tok: list[str]) -> float:
+    """multi-bleu.perl on whitespace tokens: cased, no smoothing."""
     from sacrebleu.metrics import BLEU
 
     metric = BLEU(tokenize="none", smooth_method="none", force=True)
-    score = metric.corpus_score(tokenize_for_bleu_tok(hyps), [tokenize_for_bleu_tok(refs)])
-    return score.score
+    return metric.corpus_score(hyps_tok, [refs_tok]).score
+
+
+def bleu_tok(hyps: list[str], refs: list[str]) -> float:
+    """Tokenized, compound-split corpus BLEU, both sides through get_ende_bleu.sh's steps."""
+    return _multi_bleu(tokenize_for_bleu_tok(hyps), tokenize_for_bleu_tok(refs))
+
+
+def bleu_tok_t2t_ref(hyps: list[str], refs: list[str]) -> float:
+    """:func:`bleu_tok` against the reference as tensor2tensor tweaked it (quotes made ASCII):
+    the figure comparable with the paper's Table 2 (module docstring)."""
+    refs_tok = tokenize_for_bleu_tok(refs, t2t_reference=True)
+    return _multi_bleu(tokenize_for_bleu_tok(hyps), refs_tok)
 
 
 def score_lines(hyps: list[str], refs: list[str], cfg: ScoreConfig) -> dict:
     """All metrics for aligned hypothesis/reference lines.
 
-    Returns ``{"sacrebleu", "bleu_tok", "chrf", "length_ratio", "signature",
-    "chrf_signature", "bleu_tok_signature", "lines"}``; BLEU and chrF in percent (2 decimals),
+    Returns ``{"sacrebleu", "bleu_tok", "bleu_tok_t2t_ref", "chrf", "length_ratio",
+    "signature", "chrf_signature", "bleu_tok_signature", "bleu_tok_t2t_ref_signature",
+    "lines"}``; BLEU and chrF in percent (2 decimals),
     ``length_ratio`` = hypothesis / reference length in sacreBLEU's tokens.
     """
     import sacrebleu
@@ -111,6 +143,8 @@ def score_lines(hyps: list[str], refs: list[str], cfg: ScoreConfig) -> dict:
 
     if len(hyps) != len(refs):
         raise DataError(f"line counts differ: {len(hyps)} hypotheses, {len(refs)} references")
+    if not hyps:
+        raise DataError("nothing to score: no lines")
     bleu = BLEU(tokenize=cfg.tokenize, lowercase=cfg.lowercase)
     b = bleu.corpus_score(hyps, [refs])
     chrf = CHRF(lowercase=cfg.lowercase)
@@ -118,12 +152,16 @@ def score_lines(hyps: list[str], refs: list[str], cfg: ScoreConfig) -> dict:
     return {
         "sacrebleu": round(b.score, 2),
         "bleu_tok": round(bleu_tok(hyps, refs), 2),
+        "bleu_tok_t2t_ref": round(bleu_tok_t2t_ref(hyps, refs), 2),
         "chrf": round(c.score, 2),
         "length_ratio": round(b.sys_len / b.ref_len, 4) if b.ref_len else 0.0,
         "lines": len(hyps),
         "signature": bleu.get_signature().format(),
         "chrf_signature": chrf.get_signature().format(),
         "bleu_tok_signature": f"{BLEU_TOK_SIGNATURE}|version:{sacrebleu.__version__}",
+        "bleu_tok_t2t_ref_signature": (
+            f"{BLEU_TOK_T2T_REF_SIGNATURE}|version:{sacrebleu.__version__}"
+        ),
     }
 
 
@@ -156,7 +194,8 @@ def summary_line(split: str, m: dict) -> str:
     """One split's metrics (a :func:`score_lines` dict) as one human-readable line."""
     return (
         f"{split}: sacreBLEU {m['sacrebleu']:.2f}  bleu_tok {m['bleu_tok']:.2f}  "
-        f"chrF {m['chrf']:.2f}  length ratio {m['length_ratio']:.3f}  ({m['lines']:,} lines)"
+        + (f"bleu_tok_t2t_ref {m['bleu_tok_t2t_ref']:.2f}  " if "bleu_tok_t2t_ref" in m else "")
+        + f"chrF {m['chrf']:.2f}  length ratio {m['length_ratio']:.3f}  ({m['lines']:,} lines)"
     )
 
 

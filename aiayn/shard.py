@@ -107,14 +107,21 @@ def encode_split(
                     "src": list(itertools.islice(src_lines, CHUNK_LINES)),
                     "tgt": list(itertools.islice(tgt_lines, CHUNK_LINES)),
                 }
-            except UnicodeDecodeError as e:
-                raise DataError(f"{src_path} or {tgt_path}: not UTF-8 text ({e.reason})") from None
+            except UnicodeDecodeError:
+                raise _utf8_error(src_path, tgt_path) from None
             if not chunk["src"]:
                 break
             for side in SIDES:
                 parts[side].append(encode_with_eos(bpe, chunk[side], dtype))
             bar.update(len(chunk["src"]))
     return _concat(parts["src"], dtype), _concat(parts["tgt"], dtype)
+
+
+def _utf8_error(*paths: Path) -> DataError:
+    """The error naming the file, line and byte offset of the first invalid UTF-8."""
+    from aiayn.fsio import invalid_utf8, utf8_error
+
+    return next(filter(None, map(invalid_utf8, paths)), None) or utf8_error(paths[0])
 
 
 def gather(side: EncodedSide, order: np.ndarray, chunk: int = 1 << 18) -> np.ndarray:

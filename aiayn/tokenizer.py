@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from aiayn import paths
+from aiayn.config import MIN_VOCAB_SIZE
 from aiayn.errors import ConfigError, DataError, MissingInputError
 
 if TYPE_CHECKING:
@@ -44,8 +45,7 @@ if TYPE_CHECKING:
 # Fixed special ids (docs/design.md, "Special tokens").
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<unk>")
-N_BYTES = 256
-MIN_VOCAB_SIZE = len(SPECIAL_TOKENS) + N_BYTES  # specials + the byte alphabet
+N_BYTES = 256  # MIN_VOCAB_SIZE (aiayn.config) = specials + the byte alphabet
 
 _TRAIN_BATCH_LINES = 2000  # lines per item handed to train_from_iterator
 _TRAIN_JOIN_LINES = 100  # single-spaced lines joined into one training text
@@ -251,8 +251,10 @@ def _training_texts(files: Sequence[Path], max_lines: int, join: int) -> Iterato
                 if len(batch) == _TRAIN_BATCH_LINES:
                     yield _joined(batch, join)
                     batch = []
-        except UnicodeDecodeError as e:
-            raise DataError(f"{path}: not UTF-8 text (byte {e.start} of a chunk)") from None
+        except UnicodeDecodeError:
+            from aiayn.fsio import utf8_error
+
+            raise utf8_error(path) from None
         if batch:
             yield _joined(batch, join)
 

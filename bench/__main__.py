@@ -35,7 +35,9 @@ from bench.report import (
     build_report,
     check_figure,
     cpu_info,
+    load_report,
     machine_info,
+    merge_reports,
     now_utc,
     write_report,
 )
@@ -70,6 +72,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=Path,
         default=ROOT / "reports",
         help="folder for bench.json and bench.md (default: reports/)",
+    )
+    ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="update the benchmarks run (with --only) in the existing bench.json/md, keeping "
+        "the others' figures; the report lists each merged run with its date and load",
     )
     return ap.parse_args(argv)
 
@@ -144,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         started=started,
         seconds=time.perf_counter() - t0,
     )
+    if args.merge:
+        report = merge_reports(load_report(args.out / "bench.json"), report)
     md = write_report(report, args.out / "bench.json", args.out / "bench.md")
     print(md)
     print(f"wrote {args.out / 'bench.json'} and {args.out / 'bench.md'}", file=sys.stderr)

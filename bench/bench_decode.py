@@ -1,5 +1,7 @@
 """Decoding speed: aiayn's batched beam search (beam 4) against its uncached self and against
-Hugging Face ``transformers`` ``MarianMTModel.generate(num_beams=4)``, side by side.
+Hugging Face ``transformers`` ``MarianMTModel.generate(num_beams=4)`` and against the same
+model exported to CTranslate2 (``aiayn export --to ctranslate2``, float32 and int8
+weights; ``translate_batch``, beam 4, as many threads as torch uses), side by side.
 
 Workload: source sentences with the token lengths of newstest2014 (a stand-in: lengths
 drawn from a log-normal with median 26 and mean about 29 BPE tokens, clipped to 3..120,
@@ -12,7 +14,7 @@ same number of tokens: the sentences are sorted by length and cut into batches o
 ``max_tokens`` source tokens (as ``aiayn translate`` does), and in a batch every hypothesis
 is exactly ``L = longest source + 4`` tokens long. aiayn: ``</s>`` is suppressed (logit
 - 1e4) and ``max_len = L`` forces it after L tokens. Marian: ``min_new_tokens =
-max_new_tokens = L``. Work per sentence is then identical across systems; figures are
+max_new_tokens = L``; CTranslate2: ``min_decoding_length = max_decoding_length = L``. Work per sentence is then identical across systems; figures are
 sentences/s and output tokens/s (beam 4, hypotheses of the batch x L).
 
 Systems alternate batch by batch (the order rotates), so load from other processes hits
@@ -140,6 +142,63 @@ def systems(aiayn, marian, beam: int):
     }
 
 
+def vocab_tokenizer(path, vocab: int):
+    """A word-level tokenizer file with aiayn's special ids and ``vocab`` tokens (``w4``, ...),
+    for exporting a random-weight model (the export needs a tokenizer)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from aiayn.tokenizer import SPECIAL_TOKENS, UNK, load_tokenizer
+
+    words = {t: i for i, t in enumerate(SPECIAL_TOKENS)} | {f"w{i}": i for i in range(4, vocab)}
+    tok = Tokenizer(models.WordLevel(words, unk_token=SPECIAL_TOKENS[UNK]))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.save(str(path))
+    return load_tokenizer(path)
+
+
+def ctranslate2_systems(aiayn, beam: int, threads: int, workdir) -> dict:
+    """name -> callable(src, L) for aiayn's model exported to CTranslate2 (``aiayn export``'s
+    code path) in float32 and int8, on the CPU with ``threads`` threads; lengths forced to
+    exactly L with ``min_decoding_length = max_decoding_length = L``."""
+    from pathlib import Path
+
+    import ctranslate2
+
+    from aiayn.export import converter_class, write_transformers
+
+    workdir = Path(workdir)
+    tok = vocab_tokenizer(workdir / "tokenizer.json", aiayn.vocab_size)
+    write_transformers(aiayn, tok, workdir / "hf")
+    converter = converter_class()(str(workdir / "hf"))
+    names = [tok.id_to_token(i) for i in range(aiayn.vocab_size)]
+
+    def system(folder, quantization):
+        converter.convert(str(folder), quantization=quantization, force=True)
+        engine = ctranslate2.Translator(
+            str(folder), device="cpu", inter_threads=1, intra_threads=threads
+        )
+
+        def run(src, L):
+            tokens = [[names[i] for i in row if i] for row in src.tolist()]
+            out = engine.translate_batch(
+                tokens,
+                beam_size=beam,
+                length_penalty=0.6,
+                min_decoding_length=L,
+                max_decoding_length=L,
+                max_input_length=0,
+            )
+            assert all(len(r.hypotheses[0]) == L for r in out)
+            return src.size(0) * L
+
+        return run
+
+    return {
+        "ctranslate2": system(workdir / "ct2", None),
+        "ctranslate2-int8": system(workdir / "ct2-int8", "int8"),
+    }
+
+
 def measure(n_sentences: int, max_tokens: int, rounds: int, uncached_every: int, beam: int = 4):
     """Per-round work and time of each system: ``{name: [(sentences, tokens, seconds)]}``
     with ``None`` for rounds a system skipped, and the torch thread count.
@@ -149,11 +208,15 @@ def measure(n_sentences: int, max_tokens: int, rounds: int, uncached_every: int,
     alternating batch by batch with the order rotating. The uncached system (slow) only runs
     in every ``uncached_every``-th round.
     """
+    import tempfile
+
     import torch
 
     vocab = 3000
     aiayn, marian = build_models(vocab)
+    workdir = tempfile.TemporaryDirectory(prefix="bench-ct2-")
     fns = systems(aiayn, marian, beam)
+    fns |= ctranslate2_systems(aiayn, beam, torch.get_num_threads(), workdir.name)
     batches = make_batches(source_lengths(n_sentences), vocab, max_tokens)
     small = batches[-1]
     for fn in fns.values():  # warm-up
@@ -175,6 +238,7 @@ def measure(n_sentences: int, max_tokens: int, rounds: int, uncached_every: int,
         n_sent = sum(src.size(0) for src, _ in chunk)
         for name in names:
             out[name].append((n_sent, n_tok[name], elapsed[name]) if name in active else None)
+    workdir.cleanup()
     return out, torch.get_num_threads()
 
 
@@ -225,6 +289,22 @@ def run(quick: bool, tiny: bool = False) -> list[dict]:
             1,
             "aiayn / Marian best-hypothesis tokens per second",
             "",
+        ),
+        (
+            "beam search vs CTranslate2 (float32)",
+            "ctranslate2",
+            "CTranslate2 translate_batch, aiayn export --to ctranslate2",
+            0,
+            "aiayn / CTranslate2 sentences per second on the same batches and threads",
+            "; the same weights exported; equal output lengths forced on both",
+        ),
+        (
+            "beam search vs CTranslate2 int8",
+            "ctranslate2-int8",
+            "CTranslate2 translate_batch, aiayn export --to ctranslate2 --quantization int8",
+            0,
+            "aiayn (fp32) / CTranslate2 (int8 weights) sentences per second, same batches",
+            "; aiayn in fp32, CTranslate2 with int8 weights; equal output lengths forced",
         ),
     ):
         mine, theirs, ratio = compare(res, "aiayn", peer, unit)

@@ -71,32 +71,14 @@ def build_aiayn(cfg, vocab_size: int):
 
 def marian_config(cfg, vocab_size: int, **overrides):
     """A MarianConfig with ``cfg``'s dimensions and dropouts (post-norm, ReLU, sinusoidal
-    positions, scaled and tied embeddings) and aiayn's special ids; ``overrides`` on top."""
-    from transformers import MarianConfig
+    positions, scaled and tied embeddings) and aiayn's special ids; ``overrides`` on top.
+    The exporter's config (``aiayn export``) with the norm forced to post: the peer is
+    Marian whatever aiayn's own norm is."""
+    import dataclasses
 
-    return MarianConfig(
-        vocab_size=vocab_size,
-        decoder_vocab_size=vocab_size,
-        d_model=cfg.d_model,
-        encoder_layers=cfg.encoder_layers,
-        decoder_layers=cfg.decoder_layers,
-        encoder_attention_heads=cfg.n_heads,
-        decoder_attention_heads=cfg.n_heads,
-        encoder_ffn_dim=cfg.d_ff,
-        decoder_ffn_dim=cfg.d_ff,
-        activation_function="relu",
-        dropout=cfg.dropout,
-        attention_dropout=cfg.attention_dropout,
-        activation_dropout=cfg.activation_dropout,
-        max_position_embeddings=cfg.max_positions,
-        scale_embedding=True,
-        share_encoder_decoder_embeddings=True,
-        tie_word_embeddings=True,
-        pad_token_id=0,
-        decoder_start_token_id=1,
-        eos_token_id=2,
-        **overrides,
-    )
+    from aiayn.export import hf_config
+
+    return hf_config(dataclasses.replace(cfg, norm="post"), vocab_size, **overrides)
 
 
 def build_marian(cfg, vocab_size: int):

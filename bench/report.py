@@ -341,6 +341,15 @@ def render_markdown(report: dict) -> str:
     ]
     if load := load_line(m):
         lines += ["", load]
+    for r in report.get("merged", []):
+        load = "/".join(fmt(x) for x in r.get("loadavg_start") or [])
+        lines += [
+            "",
+            f"Updated {r['started']}: {', '.join(r['benchmarks'])} rerun ({r['mode']}, "
+            f"{r['seconds']:.0f} s) with `{r['command']}`"
+            + (f", load average at start {load}" if load else "")
+            + "; those rows are from that run.",
+        ]
     lines += [
         "",
         "| # | bench | figure | unit | precision | aiayn: median (min–max) "
@@ -369,6 +378,50 @@ def render_markdown(report: dict) -> str:
             lines += ["", f"{title}:", ""]
             lines += [f"- {k}: {_md(why)}" for k, why in hit.items()]
     return "\n".join(lines) + "\n"
+
+
+def load_report(path: Path) -> dict:
+    """A ``bench.json`` to merge into (``python -m bench --merge``); a clear error if absent."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SystemExit(
+            f"error: {path} does not exist: run the benchmarks without --merge"
+        ) from None
+    except ValueError as e:
+        raise SystemExit(f"error: {path} is not valid JSON ({e}); run without --merge") from None
+
+
+def merge_reports(old: dict, new: dict) -> dict:
+    """``old`` with the benchmarks ``new`` ran replaced by ``new``'s (entries and figures;
+    a replaced benchmark's figures take the place of its old ones), everything else kept.
+    ``merged`` lists each merged run: benchmarks, command, start, seconds, load, commit."""
+    ran = list(new["benchmarks"])
+    figures, placed = [], set()
+    for f in old["figures"]:
+        if f["bench"] not in ran:
+            figures.append(f)
+        elif f["bench"] not in placed:
+            placed.add(f["bench"])
+            figures += [g for g in new["figures"] if g["bench"] == f["bench"]]
+    figures += [g for g in new["figures"] if g["bench"] not in placed]
+    m = new["machine"]
+    record = {
+        "benchmarks": ran,
+        "mode": new["mode"],
+        "command": new["command"],
+        "started": new["started"],
+        "seconds": new["seconds"],
+        "loadavg_start": m.get("loadavg_start"),
+        "loadavg_end": m.get("loadavg_end"),
+        "git_commit": m.get("git_commit"),
+    }
+    return {
+        **old,
+        "benchmarks": {**old["benchmarks"], **new["benchmarks"]},
+        "figures": figures,
+        "merged": [*old.get("merged", []), record],
+    }
 
 
 def write_report(report: dict, json_path: Path, md_path: Path | None = None) -> str:

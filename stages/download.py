@@ -1,7 +1,9 @@
 """Stage ``download``: the raw parallel corpora, dev and test sets, in one layout.
 
 ``data.source: demo`` generates the seeded synthetic corpus offline; ``wmt14`` downloads the
-official archives. Both write ``data/raw/`` identically (see aiayn/paths.py).
+official archives; ``hf`` reads WMT14 through Hugging Face ``datasets``. All write
+``data/raw/`` identically (see aiayn/paths.py), then keep a seeded sample of
+``data.max_train_pairs`` training pairs when that is set.
 """
 
 from pathlib import Path

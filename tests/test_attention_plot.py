@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from test_translate_cli import build_project
+from translate_support import build_tiny_project
 
 from aiayn.attention_plot import (
     BYTE_OF,
@@ -39,7 +39,7 @@ WORDS = "the a cat dog sat on mat house small big red green runs walks today".sp
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     # </s> not made likely: translations of a few tokens (at most max_len_b = 8 more)
-    return build_project(tmp_path_factory.mktemp("attention"), MODEL, eos_boost=1.0)
+    return build_tiny_project(tmp_path_factory.mktemp("attention"), MODEL, eos_boost=1.0)
 
 
 @pytest.fixture(scope="module")

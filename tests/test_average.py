@@ -116,7 +116,7 @@ def test_pickle_only_file_is_refused_never_unpickled(tmp_path, tok):
             return (open, (str(marker), "w"))
 
     bad = save_ckpt(ck, 2, {"w": torch.zeros(1)}, extra=Evil())
-    with pytest.raises(DataError, match=f"{bad}: refused: cannot be loaded weights-only"):
+    with pytest.raises(DataError, match=f"{bad}: refused to load this checkpoint"):
         average_checkpoints(AverageConfig(last=2), ck, tok, tmp_path / "model")
     assert not marker.exists()
     assert not (tmp_path / "model").exists()
@@ -151,3 +151,39 @@ def test_existing_output_replaced_only_on_success(tmp_path, tok):
         average_checkpoints(AverageConfig(last=2), ck, tok, out)
     assert (out / "model.pt").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck", "model", "tokenizer.json"]
+
+
+def test_only_checkpoints_on_the_save_every_grid_are_averaged(tmp_path, tok):
+    # save_every 100: timer checkpoints (their steps depend on the machine's speed), a
+    # signal one and an off-grid final one are for resuming, never averaged.
+    ck = tmp_path / "ck"
+    for step, reason in ((100, "grid"), (150, "timer"), (200, "grid"), (250, "timer")):
+        save_ckpt(ck, step, {"w": torch.tensor([float(step)])}, reason=reason)
+    save_ckpt(ck, 300, {"w": torch.tensor([300.0])})  # older format: no reason, counts as grid
+    save_ckpt(ck, 333, {"w": torch.tensor([333.0])}, reason="signal")
+    save_ckpt(ck, 345, {"w": torch.tensor([345.0])}, reason="final")
+    with pytest.warns(UserWarning) as seen:
+        meta = average_checkpoints(AverageConfig(last=2), ck, tok, tmp_path / "model")
+    assert meta["steps"] == [200, 300]
+    assert torch.load(tmp_path / "model" / "model.pt")["w"].item() == 250.0
+    (msg,) = [str(w.message) for w in seen]
+    assert msg == (
+        "not averaged, off the train.save_every grid: checkpoint_00000250.pt (timer), "
+        "checkpoint_00000333.pt (signal), checkpoint_00000345.pt (final)"
+    )
+    with pytest.warns(UserWarning) as seen:
+        meta = average_checkpoints(AverageConfig(last=5), ck, tok, tmp_path / "model")
+    assert meta["steps"] == [100, 200, 300]
+    assert "holds 3 checkpoint(s) on the train.save_every grid, fewer than average.last=5" in str(
+        seen[0].message
+    )
+    assert "checkpoint_00000150.pt (timer)" in str(seen[1].message)
+
+
+def test_no_grid_checkpoint_is_an_error(tmp_path, tok):
+    ck = tmp_path / "ck"
+    save_ckpt(ck, 7, {"w": torch.zeros(1)}, reason="timer")
+    save_ckpt(ck, 9, {"w": torch.zeros(1)}, reason="final")
+    with pytest.raises(DataError, match="none of its 2 checkpoint.s. is on the train.save_every"):
+        average_checkpoints(AverageConfig(last=1), ck, tok, tmp_path / "model")
+    assert not (tmp_path / "model").exists()

@@ -354,3 +354,61 @@ def test_gpu_script_runs_without_dvc_dvclive_sacremoses(tmp_path):
     decode = figs["beam-4 decoding sentences/s demo fp32: aiayn vs Marian"]
     assert decode["unit"] == "sentences/s" and "6 of 6" in decode["notes"]
     assert (out / "bench_gpu.md").read_text().startswith("# aiayn benchmarks (cpu, tiny)")
+
+
+def test_merge_replaces_only_the_benchmarks_rerun():
+    """``python -m bench --only decode --merge``: decode's rows are the new run's, in
+    decode's place; the other rows and the report's header stay, and the merge is listed."""
+    from bench.report import merge_reports, render_markdown
+
+    def fig(bench: str, name: str, value: float) -> dict:
+        stats = {"median": value, "min": value, "max": value}
+        return {
+            "bench": bench,
+            "name": name,
+            "unit": "x/s",
+            "aiayn": stats,
+            "peer": None,
+            "peer_name": None,
+            "ratio": None,
+            "ratio_meaning": None,
+            "notes": "",
+        }
+
+    machine = {"cpu_model": "cpu", "cores": 2, "loadavg_start": [0.1, 0.2, 0.3]}
+    old = {
+        "format": 1,
+        "kind": "cpu",
+        "mode": "full",
+        "command": "python -m bench --full",
+        "started": "2026-11-29T10:00:00Z",
+        "seconds": 1400.0,
+        "machine": machine,
+        "benchmarks": {n: {"seconds": 1.0, "figures": 1, "error": None} for n in "abc"},
+        "figures": [fig("a", "a1", 1), fig("b", "b1", 2), fig("b", "b2", 3), fig("c", "c1", 4)],
+    }
+    new = {
+        **old,
+        "mode": "default",
+        "command": "python -m bench --only b --merge",
+        "started": "2026-12-02T07:00:00Z",
+        "seconds": 90.0,
+        "machine": {**machine, "loadavg_start": [5.0, 4.0, 3.0]},
+        "benchmarks": {"b": {"seconds": 90.0, "figures": 3, "error": None}},
+        "figures": [fig("b", "b1", 20), fig("b", "b2", 30), fig("b", "b3", 40)],
+    }
+    merged = merge_reports(old, new)
+    assert [(f["name"], f["aiayn"]["median"]) for f in merged["figures"]] == [
+        ("a1", 1),
+        ("b1", 20),
+        ("b2", 30),
+        ("b3", 40),
+        ("c1", 4),
+    ]
+    assert merged["benchmarks"]["b"]["seconds"] == 90.0 and merged["mode"] == "full"
+    assert merged["merged"][0]["benchmarks"] == ["b"]
+    md = render_markdown(merged)
+    assert "Updated 2026-12-02T07:00:00Z: b rerun (default, 90 s) with `python -m bench" in md
+    assert "load average at start 5.00/4.00/3.00" in md
+    again = merge_reports(merged, {**new, "started": "2026-12-03T07:00:00Z"})
+    assert len(again["merged"]) == 2 and len(again["figures"]) == 5

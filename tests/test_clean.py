@@ -635,3 +635,41 @@ def test_demo_html_noise_is_all_stripped(tmp_path):
     off, kept_off = run(CleanConfig(strip_html=False), "off")
     assert off["total"]["html"] == {"en_lines": 0, "de_lines": 0, "pairs": 0}
     assert sum(bool(tag_or_entity.search(s)) for s in kept_off) > 50
+
+
+def test_paper_recipe_keeps_every_pair_but_empty_ones(tmp_path):
+    # recipe: paper is the paper's data handling in one setting: what the filtered recipe
+    # drops (too long, bad ratio, copies, wrong language, dev/test overlap, duplicates) and
+    # the text it rewrites (HTML, controls, NFC) all stay; only empty pairs go, and
+    # whitespace is collapsed.
+    long = (" ".join(["word"] * 300), " ".join(["Wort"] * 300))
+    pairs = [
+        GOOD,
+        long,
+        ("one", "eins zwei drei vier fünf sechs"),  # ratio
+        ("Berlin", "Berlin"),  # copy
+        ("test source one here", "anders"),  # in the test set
+        GOOD,  # duplicate
+        ("a <b>bold</b> &amp; Cafe\u0301", "ein\x01  fetter"),  # HTML, NFC, control
+        ("", "leer"),  # empty side
+    ]
+    strict = CleanConfig(lang_filter=True)
+    paper = CleanConfig(recipe="paper", lang_filter=True, max_words=5, dedup=True)
+    _, filtered, _ = run_clean(tmp_path / "f", strict, corpora={"c": pairs})
+    report, kept, _ = run_clean(tmp_path / "p", paper, corpora={"c": pairs})
+    assert filtered == [GOOD]
+    assert kept == [
+        GOOD,
+        long,
+        ("one", "eins zwei drei vier fünf sechs"),
+        ("Berlin", "Berlin"),
+        ("test source one here", "anders"),
+        GOOD,
+        ("a <b>bold</b> &amp; Cafe\u0301", "ein\x01 fetter"),
+    ]
+    assert report["total"]["dropped"] == dict.fromkeys(FILTERS, 0) | {"empty": 1}
+    assert cl.effective_config(paper) == CleanConfig(
+        **{**vars(paper), **cl.PAPER_RECIPE}
+    )  # the documented values
+    md = (tmp_path / "p" / "reports/data.md").read_text()
+    assert "recipe=paper" in md and "dedup=False" in md

@@ -134,7 +134,7 @@ def test_missing_key(tmp_path, key, dotted):
         ("train", "lr_scale", "fast", r"train\.lr_scale must be a number; got 'fast'"),
         ("train", "compile", "1", r"train\.compile must be true or false; got 1"),
         ("model", "norm", "middle", r"model\.norm must be one of post, pre; got 'middle'"),
-        ("data", "source", "wmt19", r"data\.source must be one of demo, wmt14; got 'wmt19'"),
+        ("data", "source", "wmt19", r"data\.source must be one of demo, wmt14, hf; got 'wmt19'"),
         ("data", "corpora", "[europarl-v7, paracrawl]", r"data\.corpora has unknown item"),
         ("data", "corpora", "[]", r"data\.corpora must not be empty"),
         (
@@ -163,7 +163,8 @@ def test_wrong_type(tmp_path, section, key, value, expect):
         ("model", "dropout", "-0.1", r"model\.dropout must be >= 0\.0; got -0\.1"),
         ("translate", "beam_size", "0", r"translate\.beam_size must be >= 1; got 0"),
         ("clean", "max_ratio", "0.5", r"clean\.max_ratio must be >= 1\.0; got 0\.5"),
-        ("tokenizer", "vocab_size", "10", r"tokenizer\.vocab_size must be >= 64; got 10"),
+        ("tokenizer", "vocab_size", "10", r"tokenizer\.vocab_size must be >= 260 \(byte-level"),
+        ("tokenizer", "vocab_size", "100", r"tokenizer\.vocab_size must be >= 260 .*; got 100"),
     ],
 )
 def test_out_of_range(tmp_path, section, key, value, expect):
@@ -181,6 +182,10 @@ def test_out_of_range(tmp_path, section, key, value, expect):
         ("model", "max_positions", "16", r"model\.max_positions must be >="),
         ("translate", "nbest", "5", r"translate\.nbest must be <= translate\.beam_size=4"),
         ("data", "mirror", "ftp://x", r"data\.mirror must start with http://"),
+        ("data", "mirror", "http://", r"data\.mirror names no host, like http://www\.statmt"),
+        ("data", "mirror", "https:///wmt", r"data\.mirror names no host"),
+        ("data", "mirror", "file://", r"data\.mirror names no folder"),
+        ("data", "mirror", "http://x:port", r"data\.mirror is not a valid URL"),
     ],
 )
 def test_cross_field_checks_name_key_and_line(tmp_path, section, key, value, expect):
@@ -235,3 +240,72 @@ def test_every_param_has_help_or_is_self_explanatory():
     keys = [k for k, _, _ in rows]
     assert "train.max_steps" in keys and "data.demo.seed" in keys
     assert len(keys) == len(set(keys))
+
+
+def test_duplicated_key_is_refused_naming_both_lines(tmp_path):
+    """PyYAML keeps the last of two equal keys; DVC refuses the file; so do we."""
+    lines = (ROOT / "params.yaml").read_text().splitlines()
+    at = _line_of(ROOT / "params.yaml", "max_steps")
+    lines.insert(at, "  max_steps: 5")
+    p = tmp_path / "params.yaml"
+    p.write_text("\n".join(lines) + "\n")
+    with pytest.raises(
+        ConfigError,
+        match=rf"params\.yaml:{at + 1}: train\.max_steps is given twice "
+        rf"\(lines {at} and {at + 1}\); keep one$",
+    ):
+        load_params(p)
+
+
+def test_duplicated_section_is_refused_not_a_missing_key(tmp_path):
+    text = (ROOT / "params.yaml").read_text()
+    first = 1 + [s.split(" ")[0] for s in text.splitlines()].index("model:")
+    p = tmp_path / "params.yaml"
+    p.write_text(text + "model:\n  d_model: 64\n")
+    last = len(p.read_text().splitlines()) - 1
+    with pytest.raises(ConfigError, match=rf":{last}: model is given twice \(lines {first} and"):
+        load_params(p)
+
+
+def test_duplicates_are_refused_by_aiayn_params_and_presets(tmp_path, monkeypatch):
+    """Every reader of params files goes through the same loader."""
+    from aiayn.cli_util import run
+    from aiayn.presets import matching_preset
+
+    text = (ROOT / "params.yaml").read_text()
+    p = tmp_path / "params.yaml"
+    p.write_text(text.replace("score:\n", "score:\n  lowercase: true\n"))
+    with pytest.raises(SystemExit) as e:
+        from aiayn.cli import app
+
+        run(app, ["params", str(p)])
+    assert e.value.code == 1
+    assert matching_preset(p, ROOT / "configs") is None  # never "equal" to the demo preset
+    p.write_text(text)
+    assert matching_preset(p, ROOT / "configs") == "demo"
+
+
+def test_yaml_aliases_and_huge_values_give_one_line_errors(tmp_path):
+    p = tmp_path / "params.yaml"
+    p.write_text("data: &a {x: *a}\n")  # a mapping that contains itself
+    with pytest.raises(ConfigError, match=r"data\.x is not a known key"):
+        load_params(p)
+    p.write_text("data: &a {x: {y: [*a]}, z: {w: *a}}\n")  # and deeper down
+    with pytest.raises(ConfigError, match=r"data\.x is not a known key"):
+        load_params(p)
+    p.write_text("data: " + "9" * 5000 + "\n")  # beyond Python's int-from-text limit
+    with pytest.raises(ConfigError, match="unreadable YAML value"):
+        load_params(p)
+    p.write_text("a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a]\n")
+    with pytest.raises(ConfigError) as e:
+        load_params(p)
+    assert "\n" not in str(e.value) and len(str(e.value)) < 300
+
+
+def test_params_file_not_utf8_names_line_and_offset(tmp_path):
+    p = tmp_path / "params.yaml"
+    p.write_bytes(b"# ok\ndata:\n  source: d\xe9mo\n")
+    with pytest.raises(
+        ConfigError, match=r"params\.yaml:3: not UTF-8 text \(byte 0xE9 at offset 22 of"
+    ):
+        load_params(p)

@@ -4,12 +4,14 @@ WMT14 layout (tiny contents), with Range support and injected failures."""
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import http.server
 import importlib.util
 import io
 import json
 import random
+import re
 import sys
 import tarfile
 import tempfile
@@ -76,7 +78,10 @@ def build_mirror(
     europarl_de_lines: int | None = None,
     test_src: bytes | None = None,
     extra_members: dict[str, dict[str, bytes]] | None = None,
+    data: tuple[dict, tuple, tuple] | None = None,
 ) -> Mirror:
+    """``data``: (train {corpus: (en, de)} for all three, dev (en, de), test (en, de)) to
+    serve instead of the default random lines."""
     n_ep, n_cc, n_nc, n_dev, n_test = 3000, 40, 30, 12, 15
     train = {
         "europarl-v7": (_lines(1, n_ep), _lines(2, n_ep)),
@@ -85,6 +90,9 @@ def build_mirror(
     }
     dev = (_lines(7, n_dev), _lines(8, n_dev))
     test = ([f"source & <segment> {i}" for i in range(n_test)], _lines(9, n_test))
+    if data is not None:
+        train, dev, test = data
+        n_dev, n_test = len(dev[0]), len(test[0])
     members: dict[str, dict[str, bytes]] = defaultdict(dict)
     for name, (en, de) in train.items():
         c = WMT14.corpora[name]
@@ -99,7 +107,7 @@ def build_mirror(
     with tempfile.TemporaryDirectory() as d:
         for kind, segs in (("src", test[0]), ("ref", test[1])):
             f = Path(d) / f"{kind}.sgm"
-            docs = [("doc-a", segs[:7]), ("doc-b", segs[7:])]
+            docs = [("doc-a", segs[:7]), ("doc-b", segs[7:])] if len(segs) > 7 else [("d", segs)]
             write_sgml(f, docs, setid="newstest2014", kind=kind)
             sgm[kind] = f.read_bytes()
     members[WMT14.test.archive.path][WMT14.test.en] = test_src or sgm["src"]
@@ -174,6 +182,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             return
+        if fault and fault[0] == "trickle":  # one byte every fault[1] seconds, never silent
+            self.close_connection = True
+            try:
+                for i in range(len(body)):
+                    self.wfile.write(body[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(fault[1])
+            except OSError:  # the client gave up
+                pass
+            return
         self.wfile.write(body)
 
 
@@ -187,7 +205,7 @@ class Server:
 
     def fail(self, path: str, *faults: tuple) -> None:
         """Queue faults for the next requests of ``path``: ("status", code), ("drop", n
-        bytes), ("ignore_range",), ("delay", seconds)."""
+        bytes), ("ignore_range",), ("delay", seconds), ("trickle", seconds per byte)."""
         self.faults[path].extend(faults)
 
     def hits(self, path: str) -> list[dict]:
@@ -490,6 +508,107 @@ def test_concurrent_runs_share_the_cache(tmp_path, server, mirror):
     assert results[0] == results[1] and results[0].read_bytes() == mirror.files[archive.path]
 
 
+def test_no_lock_file_is_left_in_the_cache(tmp_path, server, mirror):
+    server.files.update(mirror.files)
+    cache = tmp_path / "cache"
+    download(_cfg(tmp_path, server.url), tmp_path / "raw", registry=mirror.registry)
+    assert list(cache.rglob("*.tgz"))
+    assert not list(cache.rglob("*.lock"))
+
+
+def test_lock_taken_over_from_a_holder_that_removed_it(tmp_path):
+    """A waiter that wakes up on a lock file its holder has deleted locks the new one."""
+    lock = tmp_path / "a.tgz.lock"
+    inside, order = threading.Event(), []
+
+    def first() -> None:
+        with dl._locked(lock):
+            inside.set()
+            time.sleep(0.3)
+            order.append("first done")
+
+    t = threading.Thread(target=first)
+    t.start()
+    inside.wait()
+    with dl._locked(lock):  # waits for first, then re-checks the file at the path
+        order.append("second in")
+        assert lock.exists()
+    t.join()
+    assert order == ["first done", "second in"]
+    assert not lock.exists()
+
+
+def test_trickling_server_is_retried_then_given_up(tmp_path, server, mirror):
+    """A server that sends a byte at a time never trips the socket timeout: data.min_speed
+    ends such a transfer; the retry resumes where it stopped."""
+    server.files.update(mirror.files)
+    path = "wmt14/dev.tgz"
+    server.fail(path, ("trickle", 0.02))
+    cfg = _cfg(tmp_path, server.url, timeout=0.3, min_speed=1000)
+    download(cfg, tmp_path / "raw", registry=mirror.registry)
+    hits = server.hits(path)
+    assert len(hits) == 2 and hits[1]["Range"].startswith("bytes=")
+    assert int(hits[1]["Range"].removeprefix("bytes=").rstrip("-")) > 0
+    _assert_raw(tmp_path / "raw", mirror)
+
+    server.fail(path, ("trickle", 0.02), ("trickle", 0.02))
+    cfg = _cfg(
+        tmp_path, server.url, timeout=0.3, min_speed=1000, retries=1, cache_dir=str(tmp_path / "c")
+    )
+    start = time.monotonic()
+    with pytest.raises(
+        DataError,
+        match=r"dev\.tgz: giving up after 2 attempts: too slow: \d+ bytes in 0\.\d s, below "
+        r"data\.min_speed=1000 bytes/s; check the connection or try another data\.mirror",
+    ):
+        download(cfg, tmp_path / "raw2", registry=mirror.registry)
+    assert time.monotonic() - start < 5
+    assert not (tmp_path / "raw2").exists()
+
+
+def test_corrupt_cached_archive_without_verification_names_the_file_to_delete(
+    tmp_path, server, mirror
+):
+    server.files.update(mirror.files)
+    cfg = _cfg(tmp_path, server.url, verify_checksums=False)
+    cached = tmp_path / "cache" / "wmt14/training-parallel-nc-v9.tgz"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"\x1f\x8b\x08\x00" + b"\x00" * 50)  # a gzip header, then nothing
+    with pytest.raises(
+        DataError,
+        match=rf"corrupt or unreadable archive: .*; delete {re.escape(str(cached))} to download",
+    ):
+        download(cfg, tmp_path / "raw", registry=mirror.registry)
+    cached.unlink()  # the way out the message gives
+    download(cfg, tmp_path / "raw", registry=mirror.registry)
+    _assert_raw(tmp_path / "raw", mirror)
+
+
+def test_full_disk_while_downloading_is_one_line_and_not_retried(
+    tmp_path, server, mirror, monkeypatch, capsys
+):
+    server.files.update(mirror.files)
+
+    class FullDisk(io.FileIO):
+        def write(self, b):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    real_open = open
+
+    def fake_open(file, mode="r", *args, **kwargs):
+        if str(file).endswith(".part") and "b" in mode:
+            return FullDisk(file, mode.replace("b", ""))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(dl, "open", fake_open, raising=False)
+    assert _stage_error(tmp_path, _cfg(tmp_path, server.url, retries=3), capsys) == (
+        "error: cannot write an output: No space left on device; outputs written atomically "
+        "were left as they were: free some space (or raise the file size limit) and rerun"
+    )
+    assert sum(len(server.hits(a.path)) for a in mirror.registry.archives(list(paths.CORPORA))) == 1
+    assert not (tmp_path / "raw").exists()
+
+
 def test_file_mirror(tmp_path, mirror):
     root = mirror.write(tmp_path / "mirror")
     out = tmp_path / "raw"
@@ -625,13 +744,19 @@ def test_corrupt_archive(tmp_path):
 # ----------------------------------------------------------------------------- staging -> raw
 
 
-def _staging(root: Path, reg: Registry, n: int = 4, dev: int = 3, test: int = 2) -> Path:
-    """The official extracted layout, as the demo generator writes it."""
+def _staging(
+    root: Path, reg: Registry, n: int | dict[str, int] = 4, dev: int = 3, test: int = 2
+) -> Path:
+    """The official extracted layout, as the demo generator writes it: ``n`` numbered lines
+    per corpus (a dict: per corpus name)."""
     for c in reg.corpora.values():
+        count = n[c.name] if isinstance(n, dict) else n
         for lang in paths.LANGS:
             (root / c.member(lang)).parent.mkdir(parents=True, exist_ok=True)
             # the last line lacks its newline: finalize_raw adds it
-            (root / c.member(lang)).write_text("\n".join(f"{c.name} {lang} {i}" for i in range(n)))
+            (root / c.member(lang)).write_text(
+                "\n".join(f"{c.name} {lang} {i}" for i in range(count))
+            )
     for lang in paths.LANGS:
         (root / reg.dev.member(lang)).parent.mkdir(parents=True, exist_ok=True)
         (root / reg.dev.member(lang)).write_text("".join(f"dev {lang} {i}\r\n" for i in range(dev)))
@@ -701,18 +826,24 @@ def _stage_app():
     return mod.app
 
 
-def test_stage_reports_one_line_error(tmp_path, server, capsys):
-    """The Typer command turns a download failure into one line and exit code 1."""
+def _stage_error(tmp_path: Path, cfg: DataConfig, capsys) -> str:
+    """Run the download stage (as a program) with ``cfg``; it must fail: its last stderr
+    line."""
     from aiayn.cli_util import run
     from aiayn.config import dump_params, load_params
 
     p = load_params(ROOT / "params.yaml")
-    p.data = _cfg(tmp_path, server.url)  # server has no files: 404
+    p.data = cfg
     params = tmp_path / "params.yaml"
     params.write_text(dump_params(p))
     with pytest.raises(SystemExit) as e:
         run(_stage_app(), ["--params", str(params), "--out", str(tmp_path / "raw")])
     assert e.value.code == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("error: ") and "HTTP 404" in err[-1]
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_stage_reports_one_line_error(tmp_path, server, capsys):
+    """The Typer command turns a download failure into one line and exit code 1."""
+    err = _stage_error(tmp_path, _cfg(tmp_path, server.url), capsys)  # no files: 404
+    assert err.startswith("error: ") and "HTTP 404" in err
     assert not (tmp_path / "raw").exists()

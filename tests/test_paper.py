@@ -40,6 +40,17 @@ from aiayn.paper import (
 from aiayn.table3 import DEMO_SCALE, applied, parse_set, plan
 
 
+@pytest.fixture
+def in_project(root, tmp_path, monkeypatch) -> Path:
+    """A folder holding a copy of params.yaml, made the working directory: the commands
+    read ./params.yaml and nothing is written into the repository."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "params.yaml").write_bytes((root / "params.yaml").read_bytes())
+    monkeypatch.chdir(folder)
+    return folder
+
+
 def config_of(terms: dict) -> ModelConfig:
     return ModelConfig(
         encoder_layers=terms["N"],
@@ -251,8 +262,7 @@ def exp_show(results: dict[str, dict], prefix: str = "t3") -> list[dict]:
     ]
 
 
-def test_grid_report_from_exp_show(root, monkeypatch):
-    monkeypatch.chdir(root)
+def test_grid_report_from_exp_show(in_project):
     doc = exp_show(
         {"base": ({}, 20.0, 30.0), "A1": ({"n_heads": 1, "d_k": 192, "d_v": 192}, 22.5, 27.5)}
     )
@@ -307,8 +317,7 @@ def test_plan_validates_every_row_and_keeps_the_base_elsewhere(demo_params):
         plan(params, {"model.n_heads": 5}, ["A4"], False, "t3")
 
 
-def test_queue_dry_run_prints_the_dvc_commands(root, monkeypatch):
-    monkeypatch.chdir(root)
+def test_queue_dry_run_prints_the_dvc_commands(in_project):
     args = ["table3", "queue", "--dry-run", "-S", "train.max_steps=50", "A1", "e"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -329,8 +338,7 @@ def test_queue_dry_run_prints_the_dvc_commands(root, monkeypatch):
         (["report", "--exp-show", "nowhere.json"], "nowhere.json: cannot read"),
     ],
 )
-def test_command_errors_are_one_line(root, monkeypatch, capsys, args, message):
-    monkeypatch.chdir(root)
+def test_command_errors_are_one_line(in_project, capsys, args, message):
     with pytest.raises(SystemExit) as e:
         run(app, ["table3", *args])
     assert e.value.code == 1
@@ -338,8 +346,7 @@ def test_command_errors_are_one_line(root, monkeypatch, capsys, args, message):
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
 
 
-def test_report_command_writes_the_table(root, tmp_path, monkeypatch):
-    monkeypatch.chdir(root)
+def test_report_command_writes_the_table(in_project, tmp_path):
     doc = tmp_path / "exp.json"
     doc.write_text(json.dumps(exp_show({"base": ({}, 20.0, 30.0)}, prefix="g")))
     out = tmp_path / "t3.md"

@@ -13,6 +13,7 @@ from aiayn.config import ScoreConfig
 from aiayn.errors import DataError, MissingInputError
 from aiayn.score import (
     bleu_tok,
+    bleu_tok_t2t_ref,
     print_summary,
     read_lines,
     score_files,
@@ -85,6 +86,40 @@ def test_bleu_tok_pipeline_steps():
     ]
 
 
+def test_t2t_reference_has_ascii_quotes_and_no_unicode_replacement():
+    # tensor2tensor's tweaked newstest2014 reference: every unicode double quote made ASCII
+    # (escaped to &quot; by the tokenizer), nothing else replaced (’ stays).
+    ref = "Er sagte „Ja“ – und «nein» – zu Peter’s “E-Mail”."
+    assert tokenize_for_bleu_tok([ref], t2t_reference=True) == [
+        "Er sagte &quot; Ja &quot; – und &quot; nein &quot; – zu Peter ’ s &quot; E "
+        "##AT##-##AT## Mail &quot; ."
+    ]
+
+
+def test_bleu_tok_t2t_ref_scores_the_quotes_as_tensor2tensor_did():
+    from sacrebleu.metrics import BLEU
+
+    def multi_bleu(hyp_tok, ref_tok):
+        return BLEU(tokenize="none", smooth_method="none").corpus_score(hyp_tok, [ref_tok]).score
+
+    ref = ["Er sagte „ Ja “ und ging ."]
+    # A German-quoted hypothesis matches the official reference, but its „ (which
+    # replace-unicode-punctuation leaves alone) misses the tweaked reference's &quot;.
+    german = ["Er sagte „Ja“ und ging."]
+    assert bleu_tok(german, ref) == pytest.approx(100.0)
+    assert bleu_tok_t2t_ref(german, ref) == pytest.approx(
+        multi_bleu(["Er sagte „ Ja &quot; und ging ."], ["Er sagte &quot; Ja &quot; und ging ."])
+    )
+    assert bleu_tok_t2t_ref(german, ref) < 100.0
+    # ASCII quotes: the other way round.
+    ascii_ = ['Er sagte "Ja" und ging.']
+    assert bleu_tok_t2t_ref(ascii_, ref) == pytest.approx(100.0)
+    assert bleu_tok(ascii_, ref) < 99.0
+    m = score_lines(german, ref, ScoreConfig())
+    assert m["bleu_tok_t2t_ref"] == round(bleu_tok_t2t_ref(german, ref), 2)
+    assert "ref:unicode-double-quotes-to-ascii" in m["bleu_tok_t2t_ref_signature"]
+
+
 def test_bleu_tok_is_multi_bleu_on_hand_tokenized_text():
     from sacrebleu.metrics import BLEU
 
@@ -140,7 +175,7 @@ def test_read_lines_splits_on_newline_only(tmp_path):
     assert read_lines(p) == ["a\u2028b", "c", "", "d"]
     bad = tmp_path / "bad.de"
     bad.write_bytes(b"ok\n\xff\n")
-    with pytest.raises(DataError, match="bad.de: not UTF-8"):
+    with pytest.raises(DataError, match=r"bad\.de:2: not UTF-8 text \(byte 0xFF at offset 3 of"):
         read_lines(bad)
 
 
@@ -155,7 +190,7 @@ def test_score_splits_writes_metrics(tmp_path):
     assert list(metrics) == ["test", "dev"]
     assert metrics["dev"]["sacrebleu"] == 100.0
     assert metrics["test"]["sacrebleu"] < 100.0
-    for key in ("sacrebleu", "bleu_tok", "chrf", "length_ratio", "signature"):
+    for key in ("sacrebleu", "bleu_tok", "bleu_tok_t2t_ref", "chrf", "length_ratio", "signature"):
         assert key in metrics["test"]
 
 

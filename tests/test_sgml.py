@@ -91,7 +91,10 @@ def test_malformed_sgml_structure(tmp_path, lines, message):
 def test_invalid_utf8_names_line_and_label(tmp_path):
     p = tmp_path / "bad.sgm"
     p.write_bytes(f'{HEAD}\n{DOC}\n<seg id="1">caf\xe9</seg>\n'.encode("latin-1"))
-    with pytest.raises(DataError, match=r"^test-full/x\.sgm:3: not valid UTF-8"):
+    at = p.read_bytes().index(b"\xe9")
+    with pytest.raises(
+        DataError, match=rf"^test-full/x\.sgm:3: not UTF-8 text \(byte 0xE9 at offset {at} of"
+    ):
         read_sgml(p, label="test-full/x.sgm")
 
 

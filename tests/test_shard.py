@@ -170,6 +170,37 @@ def test_inconsistent_lengths_are_a_clear_error(built, tmp_path):
         ShardDataset(shards, "train", verify=True)
 
 
+def _rewrite_ids(path: Path, change) -> None:
+    """Apply ``change`` to the ids of a shard file in place (same shape and dtype)."""
+    ids = np.load(path)
+    change(ids)
+    np.save(path, ids)
+
+
+def test_out_of_vocabulary_id_is_caught_when_opening(built, tmp_path):
+    """Without any sha256 check: every id is checked against the vocabulary (vectorised)."""
+    shards = copy_shards(built[3], tmp_path / "s")
+    f = shards / shard_files("train")["tgt"]
+    _rewrite_ids(f, lambda ids: ids.__setitem__(7, 65000))
+    with pytest.raises(
+        DataError,
+        match=r"train\.tgt\.npy: token id 65000 at position 7 is not below the vocabulary size "
+        r"300 of .*index\.json: shards are corrupt, rerun `dvc repro shard`",
+    ):
+        ShardDataset(shards, "train")
+
+
+def test_changed_in_vocabulary_ids_are_caught_by_verify(built, tmp_path):
+    """40 ids changed to other valid ids: only the sha256 check can see it."""
+    shards = copy_shards(built[3], tmp_path / "s")
+    f = shards / shard_files("train")["src"]
+    positions = np.flatnonzero(np.load(f) > 3)[:40]
+    _rewrite_ids(f, lambda ids: ids.__setitem__(positions, 4 + (ids[positions] - 3) % 296))
+    ShardDataset(shards, "train")  # consistent: would be trained on
+    with pytest.raises(DataError, match=r"train\.src\.npy: sha256 differs .* rerun `dvc repro"):
+        ShardDataset(shards, "train", verify=True)
+
+
 def test_index_mismatch_is_a_clear_error(built, tmp_path):
     shards = copy_shards(built[3], tmp_path / "s")
     index = json.loads((shards / "index.json").read_text())

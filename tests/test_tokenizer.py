@@ -206,6 +206,19 @@ def test_vocab_below_byte_alphabet_is_a_config_error(tmp_path, trained):
     cfg = TokenizerConfig(vocab_size=100, min_frequency=2, max_train_lines=0)
     with pytest.raises(ConfigError, match=r"tokenizer\.vocab_size must be >= 260 .*got 100"):
         train_tokenizer(cfg, trained[0], tmp_path / "t.json", tmp_path / "r.json")
+    # One owner of the bound: the params loader (aiayn.config) refuses it with the line
+    # number (tests/test_config.py); it is exactly the byte-level alphabet.
+    from aiayn.config import MIN_VOCAB_SIZE
+    from aiayn.tokenizer import N_BYTES, SPECIAL_TOKENS
+
+    assert MIN_VOCAB_SIZE == len(SPECIAL_TOKENS) + N_BYTES == 260
+    tok = train_tokenizer(
+        TokenizerConfig(vocab_size=MIN_VOCAB_SIZE, min_frequency=2, max_train_lines=0),
+        trained[0],
+        tmp_path / "t.json",
+        tmp_path / "r.json",
+    )
+    assert tok["vocab_size"] == MIN_VOCAB_SIZE and tok["merges"] == 0
 
 
 def test_load_errors(tmp_path):

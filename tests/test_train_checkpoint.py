@@ -11,22 +11,27 @@ import pytest
 import torch
 from train_support import tiny_params
 
+from aiayn.errors import OutputError
 from aiayn.train.checkpoint import (
     FORMAT,
     CheckpointError,
     capture_rng,
+    checkpoint_reason,
     find_resume,
+    grid_checkpoints,
     list_checkpoints,
     load_checkpoint,
     restore_rng,
     rotate,
     save_checkpoint,
+    save_reason,
     training_fingerprint,
 )
 
 
-def _state(step: int, fp: str = "f" * 64) -> dict:
+def _state(step: int, fp: str = "f" * 64, reason: str = "grid") -> dict:
     return {
+        "reason": reason,
         "format": FORMAT,
         "step": step,
         "model": {"w": torch.full((2, 3), float(step))},
@@ -70,6 +75,51 @@ def test_rotation_keeps_the_last_n(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_00000011.pt", "notes.txt"]
 
 
+def test_rotation_keeps_keep_last_grid_checkpoints_between_timer_and_signal_ones(tmp_path):
+    # save_every 10, keep_last 3, a timer checkpoint (every few minutes on a slow machine)
+    # between every two grid ones and a signal one at the end: the grid checkpoints the
+    # average needs all stay; only the newest off-grid one is kept, for resuming.
+    timer = {3, 7, 13, 17, 23, 27, 33, 37, 43, 47, 53}
+    for step in sorted({10, 20, 30, 40, 50, 57} | timer):
+        reason = save_reason(step, 10, final=False, signal=step == 57, timer=step in timer)
+        assert reason == ("grid" if step % 10 == 0 else "signal" if step == 57 else "timer")
+        save_checkpoint(_state(step, reason=reason), tmp_path, keep_last=3)
+        kept = [s for s, _ in list_checkpoints(tmp_path)]
+        grid = [s for s, _ in grid_checkpoints(tmp_path)]
+        assert grid == [g for g in (10, 20, 30, 40, 50) if g <= step][-3:]
+        assert kept == grid + ([step] if reason != "grid" else [])
+    assert [s for s, _ in list_checkpoints(tmp_path)] == [30, 40, 50, 57]
+    assert [checkpoint_reason(p) for _, p in list_checkpoints(tmp_path)] == [
+        "grid",
+        "grid",
+        "grid",
+        "signal",
+    ]
+
+
+def test_save_reason_and_unknown_reasons():
+    assert save_reason(20, 10, final=True, signal=True, timer=True) == "grid"  # the grid wins
+    assert save_reason(25, 10, final=True, signal=True, timer=True) == "final"
+    assert save_reason(25, 10, final=False, signal=True, timer=True) == "signal"
+    assert save_reason(25, 10, final=False, signal=False, timer=True) == "timer"
+    with pytest.raises(ValueError, match="no reason"):
+        save_reason(25, 10, final=False, signal=False, timer=False)
+
+
+def test_reason_is_recorded_and_old_checkpoints_count_as_grid(tmp_path):
+    with pytest.raises(ValueError, match="reason 'lunch'"):
+        save_checkpoint(_state(3, reason="lunch"), tmp_path, keep_last=3)
+    old = _state(4)
+    del old["reason"]
+    with pytest.raises(ValueError, match="lacks keys"):
+        save_checkpoint(old, tmp_path, keep_last=3)
+    torch.save(old, tmp_path / "checkpoint_00000004.pt")  # written before the key existed
+    assert checkpoint_reason(tmp_path / "checkpoint_00000004.pt") == "grid"
+    assert load_checkpoint(tmp_path / "checkpoint_00000004.pt")["step"] == 4  # still resumable
+    (tmp_path / "checkpoint_00000005.pt").write_bytes(b"PK\x03\x04 truncated")
+    assert checkpoint_reason(tmp_path / "checkpoint_00000005.pt") is None
+
+
 def test_save_is_atomic_and_leftovers_are_cleaned(tmp_path, monkeypatch):
     save_checkpoint(_state(1), tmp_path, keep_last=3)
     bad = _state(2)
@@ -77,13 +127,16 @@ def test_save_is_atomic_and_leftovers_are_cleaned(tmp_path, monkeypatch):
     with pytest.raises(TypeError, match=r"state\['rng'\]\[0\]\['numpy'\]\['keys'\] is a ndarray"):
         save_checkpoint(bad, tmp_path, keep_last=3)
 
-    def dies_half_way(obj, f, *a, **k):  # e.g. disk full, or SIGKILL-like failure
-        with open(f, "wb") as out:
-            out.write(b"PK\x03\x04 half a zip")
-        raise OSError(28, "No space left on device")
+    def dies_half_way(obj, f, *a, **k):  # a full disk, as torch reports it
+        f.write(b"PK\x03\x04 half a zip")
+        try:
+            raise OSError(28, "No space left on device")
+        except OSError:
+            torch_error = RuntimeError("[enforce fail at inline_container.cc:672] unexpected pos")
+            raise torch_error  # noqa: B904 (torch keeps the OSError as the context)
 
     monkeypatch.setattr(torch, "save", dies_half_way)
-    with pytest.raises(OSError):
+    with pytest.raises(OutputError, match=r"checkpoint_00000002\.pt: No space left on device; "):
         save_checkpoint(_state(2), tmp_path, keep_last=3)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_00000001.pt"]
     # A save killed by SIGKILL leaves its temporary file: the next resume removes it.

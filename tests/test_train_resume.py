@@ -14,7 +14,7 @@ import pytest
 import torch
 from train_support import make_shards, tiny_params
 
-from aiayn.train.checkpoint import list_checkpoints, load_checkpoint
+from aiayn.train.checkpoint import checkpoint_reason, list_checkpoints, load_checkpoint
 from aiayn.train.trainer import run_training
 
 
@@ -83,6 +83,7 @@ def test_stop_and_resume_is_bitwise_identical(data, straight, tmp_path):
     ckpt, live = tmp_path / "ckpt", tmp_path / "live"
     run_training(tiny_params(max_steps=3), *data, ckpt, live)
     assert [s for s, _ in list_checkpoints(ckpt)] == [2, 3]
+    assert [checkpoint_reason(p) for _, p in list_checkpoints(ckpt)] == ["grid", "final"]
     # Raising max_steps (not part of the fingerprint) continues from step 3.
     run_training(tiny_params(max_steps=6), *data, ckpt, live)
     a, b = _final(straight[0]), _final(ckpt)
@@ -180,3 +181,29 @@ def test_rerun_at_max_steps_does_nothing(data, tmp_path, capsys):
         live,
     )
     assert "nothing to train" in capsys.readouterr().out
+
+
+def test_timer_checkpoints_are_recorded_and_never_crowd_out_the_grid(data, tmp_path, monkeypatch):
+    # A timer that is due at every step (a very slow machine), save_every 2, keep_last 2:
+    # every checkpoint says why it was written, and rotation keeps the grid ones.
+    from aiayn.train import checkpoint
+
+    written = []
+    save = checkpoint.save_checkpoint
+
+    def recording(state, directory, keep_last):
+        written.append((state["step"], state["reason"]))
+        return save(state, directory, keep_last)
+
+    monkeypatch.setattr(checkpoint, "save_checkpoint", recording)
+    ckpt, live = tmp_path / "ckpt", tmp_path / "live"
+    params = tiny_params(max_steps=5, save_every=2, keep_last=2, save_every_minutes=1e-9)
+    run_training(params, *data, ckpt, live)
+    assert written == [(1, "timer"), (2, "grid"), (3, "timer"), (4, "grid"), (5, "final")]
+    found = list_checkpoints(ckpt)
+    assert [s for s, _ in found] == [2, 4, 5]
+    assert [checkpoint_reason(p) for _, p in found] == ["grid", "grid", "final"]
+    longer = dataclasses.replace(params.train, max_steps=8)
+    run_training(dataclasses.replace(params, train=longer), *data, ckpt, live)
+    assert written[5:] == [(6, "grid"), (7, "timer"), (8, "grid")]
+    assert [s for s, _ in list_checkpoints(ckpt)] == [6, 8]  # 5 and 7 were for resuming

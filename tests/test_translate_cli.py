@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import warnings
 
 import pytest
 import torch
-from decode_fakes import EOS, CopyModel
+from decode_fakes import CopyModel
 from train_support import FAST_BF16, SLOW_BF16
+from translate_support import build_tiny_project
 from typer.testing import CliRunner
 
-from aiayn.config import ModelConfig, TranslateConfig, to_dict
+from aiayn.config import TranslateConfig
 from aiayn.decode.translator import (
     Translator,
     _token_batches,
@@ -109,71 +108,10 @@ def test_read_text_lines_keeps_every_line(tmp_path):
 # ----------------------------------------------------------------------------- real model
 
 
-def tiny_corpus() -> list[str]:
-    words = "the a cat dog sat on mat house small big red green runs walks today".split()
-    g = torch.Generator().manual_seed(0)
-    return [
-        " ".join(words[i] for i in torch.randint(0, len(words), (8,), generator=g).tolist())
-        for _ in range(300)
-    ]
-
-
-TINY_MODEL = ModelConfig(
-    encoder_layers=1, decoder_layers=1, d_model=16, d_ff=32, n_heads=2, max_positions=64
-)
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """A project folder with data/tokenizer/tokenizer.json, two checkpoints and data/model."""
-    return build_project(tmp_path_factory.mktemp("project"), TINY_MODEL)
-
-
-def build_project(root, cfg: ModelConfig, eos_boost: float = 4.0):
-    """``root`` with a BPE tokenizer of the tiny corpus, two random checkpoints of ``cfg``
-    (</s>'s embedding scaled by ``eos_boost``: > 1 makes outputs short) and their average
-    in data/model; returns ``root``."""
-    from tokenizers import pre_tokenizers, trainers
-
-    from aiayn.average import average_checkpoints
-    from aiayn.config import AverageConfig
-    from aiayn.model import Transformer
-    from aiayn.tokenizer import SPECIAL_TOKENS, new_tokenizer
-
-    tok = new_tokenizer()
-    trainer = trainers.BpeTrainer(
-        vocab_size=300,
-        special_tokens=list(SPECIAL_TOKENS),
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(tiny_corpus(), trainer)
-    (root / "data" / "tokenizer").mkdir(parents=True)
-    tok_path = root / "data" / "tokenizer" / "tokenizer.json"
-    tok.save(str(tok_path))
-    vocab = tok.get_vocab_size()
-
-    ck = root / "data" / "checkpoints"
-    ck.mkdir()
-    for step, seed in ((100, 0), (200, 1)):
-        torch.manual_seed(seed)
-        model = Transformer(cfg, vocab)
-        with torch.no_grad():
-            model.embed.weight[EOS].mul_(eos_boost)  # end sentences early: short, fast tests
-        state = {"model": model.state_dict(), "step": step, "model_config": to_dict(cfg)}
-        state["vocab_size"] = vocab
-        torch.save(state, ck / f"checkpoint_{step:08d}.pt")
-    cwd = os.getcwd()
-    os.chdir(root)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            average_checkpoints(
-                AverageConfig(last=2), ck, tok_path.relative_to(root), root / "data" / "model"
-            )
-    finally:
-        os.chdir(cwd)
-    return root
+    return build_tiny_project(tmp_path_factory.mktemp("project"))
 
 
 def test_load_and_translate_with_the_averaged_model(project, monkeypatch):
@@ -198,7 +136,7 @@ def test_precision_choices(project, monkeypatch, cpu_bf16):
     monkeypatch.chdir(project)
     cpu_bf16(FAST_BF16)
     tr = Translator.load("data/model", device="cpu", precision="bf16")
-    assert next(tr.model.parameters()).dtype == torch.bfloat16
+    assert tr.precision.name == "bf16"
     assert len(tr.translate(["the cat", ""], TranslateConfig(max_len_b=3))) == 2
     assert Translator.load("data/model", device="cpu", precision="mixed").precision.name == "bf16"
     with pytest.raises(ConfigError, match="translate.precision is fp16"):
@@ -210,6 +148,46 @@ def test_precision_choices(project, monkeypatch, cpu_bf16):
     assert tr.precision.describe().startswith("precision: fp32 (this CPU has no native bf16")
     with pytest.raises(ConfigError, match="translate.precision is bf16, but bf16 runs 71x slower"):
         Translator.load("data/model", device="cpu", precision="bf16")
+
+
+def test_half_precision_decodes_like_training_autocast_over_float32_weights(
+    project, monkeypatch, cpu_bf16
+):
+    # As in training: float32 weights and positional table, matrix products in bf16 under
+    # autocast, the residual stream (each layer's output) float32. Casting the model to
+    # bf16 would round the weights, the positions and the residual stream too.
+    monkeypatch.chdir(project)
+    cpu_bf16(FAST_BF16)
+    tr = Translator.load("data/model", device="cpu", precision="bf16")
+    floats = [t for t in (*tr.model.parameters(), *tr.model.buffers()) if t.is_floating_point()]
+    assert floats and all(t.dtype == torch.float32 for t in floats)
+    seen = {}
+
+    def record(name):
+        def hook(module, args, out):
+            seen.setdefault(name, out.dtype)
+
+        return hook
+
+    hooks = [
+        tr.model.decoder[0].register_forward_hook(record("decoder layer")),
+        tr.model.decoder[0].ffn.w1.register_forward_hook(record("linear")),
+    ]
+    try:
+        bf16 = tr.translate(["the cat sat on the mat"], TranslateConfig(max_len_b=5))
+    finally:
+        for h in hooks:
+            h.remove()
+    assert seen == {"decoder layer": torch.float32, "linear": torch.bfloat16}
+    assert not torch.is_autocast_enabled("cpu")  # only inside the search
+    # The same search by hand under training's autocast gives the same translation.
+    from aiayn.train.precision import Precision
+
+    with Precision("bf16", "cpu").autocast_context():
+        by_hand = Translator(tr.model, tr.tokenizer).translate(
+            ["the cat sat on the mat"], TranslateConfig(max_len_b=5)
+        )
+    assert by_hand == bf16
 
 
 def test_model_errors(project, tmp_path, monkeypatch):
@@ -278,6 +256,13 @@ def test_translate_command(project, monkeypatch, tmp_path):
     nbest = result.stdout.strip().split("\n")
     assert len(nbest) == 3 and all(line.startswith("0 ||| ") for line in nbest)
 
+    for rules in ("t2t", "fairseq"):
+        result = runner.invoke(app, ["translate", "--search-rules", rules], input="the cat\n")
+        assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["translate", "--search-rules", "moses"], input="x\n")
+    assert result.exit_code == 1 and "--search-rules must be one of t2t, fairseq; got 'moses'" in (
+        str(result.exception)
+    )
     result = runner.invoke(app, ["translate", "--device", "tpu"], input="x\n")
     assert result.exit_code == 1 and "--device must be one of auto, cpu, cuda" in str(
         result.exception

@@ -36,6 +36,14 @@ duplicate      ``dedup``: the pair equals an earlier kept pair (corpus order of 
                normalised pair, never by the strings
 =============  ==========================================================================
 
+``recipe: paper`` is the paper's own data handling, one setting away: the corpora as
+downloaded, no filter beyond the training length limit (``shard.max_tokens_per_side``, like
+tensor2tensor's maximum length). It runs the steps above with the values of
+:data:`PAPER_RECIPE` whatever the other keys say: no HTML stripping, control-character removal
+or NFC, no length, ratio, copy, language, contamination or duplicate filter. Two steps stay:
+whitespace is collapsed (tensor2tensor stripped each line's ends; byte-level BPE would learn
+tokens for runs of spaces) and pairs with an empty side are dropped (nothing to learn).
+
 Words are whitespace-separated tokens. Since duplicates of a pair share its normalised text,
 every copy gets the same per-pair verdict, so the first occurrence is kept only if all
 copies would be.
@@ -50,12 +58,14 @@ workers.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import functools
 import hashlib
 import html
 import html.entities
 import itertools
 import json
+import math
 import os
 import re
 import unicodedata
@@ -73,6 +83,21 @@ from aiayn.errors import AiaynError, ConfigError, DataError
 from aiayn.fsio import atomic_dir, atomic_file, require_inputs
 
 FILTERS = ("empty", "length", "ratio", "copy", "lang", "contaminated", "duplicate")
+
+# clean.recipe: paper, as values of the other keys (module docstring).
+PAPER_RECIPE = {
+    "strip_html": False,
+    "unicode_nfc": False,
+    "remove_control": False,
+    "collapse_whitespace": True,
+    "min_words": 1,
+    "max_words": 2**31 - 1,
+    "max_ratio": math.inf,
+    "drop_copies": False,
+    "lang_filter": False,
+    "decontaminate": False,
+    "dedup": False,
+}
 FILTER_HELP = {
     "empty": "a side is empty after normalisation",
     "length": "a side has fewer than min_words or more than max_words words",
@@ -677,6 +702,13 @@ def _eval_lines(
     return en.lines, de.lines, stats
 
 
+def effective_config(cfg: CleanConfig) -> CleanConfig:
+    """``cfg`` with :data:`PAPER_RECIPE`'s values under ``recipe: paper``, else as it is."""
+    if cfg.recipe == "paper":
+        return dataclasses.replace(cfg, **PAPER_RECIPE)
+    return cfg
+
+
 def clean(cfg: CleanConfig, raw: Path, out: Path, report_json: Path, report_md: Path) -> dict:
     """Clean ``raw`` (``data/raw``) into ``out`` (``data/clean``); write both reports.
 
@@ -685,6 +717,7 @@ def clean(cfg: CleanConfig, raw: Path, out: Path, report_json: Path, report_md: 
     """
     from tqdm.auto import tqdm
 
+    cfg = effective_config(cfg)
     if cfg.min_words > cfg.max_words:
         raise ConfigError(
             f"clean.min_words ({cfg.min_words}) must be <= clean.max_words ({cfg.max_words})"

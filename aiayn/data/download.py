@@ -13,13 +13,15 @@ WMT14 archives are fetched with the standard library only (urllib):
 - the body streams into ``<cache>/<path>.part`` with a progress bar; an interrupted transfer
   resumes with an HTTP ``Range`` request (a server that answers ``200`` instead of ``206``
   ignored it, and the transfer restarts from byte 0);
-- transient failures (connection refused/reset/closed early, timeouts, HTTP 5xx, 408, 429)
-  are retried ``data.retries`` times with exponential backoff; anything else (404, 403, ...)
-  fails at once;
+- transient failures (connection refused/reset/closed early, timeouts, HTTP 5xx, 408, 429,
+  and a transfer slower than ``data.min_speed`` bytes/s over any ``data.timeout`` seconds: a
+  server trickling data) are retried ``data.retries`` times with exponential backoff;
+  anything else (404, 403, a full disk, ...) fails at once;
 - the checksum (sha256, or md5 where that is all that is published) is verified before the
   ``.part`` file is renamed into the cache; an archive without a published digest gets its
   sha256 recorded next to it (``<path>.sha256``) on first download and is checked against
-  that record afterwards. A cached archive is used without any HTTP request.
+  that record afterwards. A cached archive is used without any HTTP request;
+- two runs sharing a cache take turns on ``<path>.lock``, which the holder removes when done.
 
 Extraction reads each archive once, refuses the whole archive if any member has an absolute
 path, a ``..`` component, is a link or a device/fifo (naming the member), and copies out only
@@ -52,7 +54,7 @@ from aiayn.config import DataConfig
 from aiayn.data import wmt14
 from aiayn.data.wmt14 import Archive, EvalSet, Registry, mirror_url
 from aiayn.errors import ConfigError, DataError
-from aiayn.fsio import atomic_dir, atomic_file, count_lines, ensure_writable_dir
+from aiayn.fsio import atomic_dir, atomic_file, count_lines, decode_lines, ensure_writable_dir
 
 BACKOFF_BASE = 1.0  # seconds before the first retry; doubled for each further one
 BACKOFF_MAX = 60.0
@@ -73,37 +75,55 @@ def _progress(**kwargs):
 # ----------------------------------------------------------------------------- entry point
 
 
-def download(cfg: DataConfig, out: Path, *, registry: Registry | None = None) -> None:
-    """Write ``out`` (``data/raw``) for ``cfg.source`` (``demo`` or ``wmt14``).
+def download(
+    cfg: DataConfig,
+    out: Path,
+    *,
+    registry: Registry | None = None,
+    hf_rows: Mapping[str, int] | None = None,
+) -> None:
+    """Write ``out`` (``data/raw``) for ``cfg.source`` (``demo``, ``wmt14`` or ``hf``).
 
-    ``registry`` defaults to :data:`aiayn.data.wmt14.WMT14` (tests pass a tiny one).
+    ``registry`` defaults to :data:`aiayn.data.wmt14.WMT14` and ``hf_rows`` (the expected
+    rows per split of ``data.source: hf``) to :data:`aiayn.data.hf.WMT14_ROWS`; tests pass
+    tiny ones.
     """
     registry = registry or wmt14.WMT14
     out = Path(out)
     ensure_writable_dir(out.parent)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    corpora, extra = list(cfg.corpora), {}
     try:
         if cfg.source == "demo":
             from aiayn.data.demo import generate_demo
 
-            generate_demo(cfg.demo, staging, list(cfg.corpora))
+            generate_demo(cfg.demo, staging, corpora)
             train_lines = None  # the demo's noise makes the raw size a generator detail
             dev_n, test_n = cfg.demo.dev_pairs, cfg.demo.test_pairs
         elif cfg.source == "wmt14":
             fetch_wmt14(cfg, staging, registry)
             train_lines = {c.name: c.lines for c in registry.select(cfg.corpora)}
             dev_n, test_n = registry.dev.segments, registry.test.segments
+        elif cfg.source == "hf":
+            from aiayn.data.hf import HF_LAYOUT, fetch_hf
+
+            extra["hf"] = fetch_hf(cfg, staging, dict(hf_rows) if hf_rows else None)
+            registry, corpora = HF_LAYOUT, list(HF_LAYOUT.corpora)
+            train_lines, dev_n, test_n = None, None, None  # fetch_hf checked the row counts
         else:  # load_params already rejects this; a hand-built config might not
-            raise ConfigError(f"data.source must be demo or wmt14; got {cfg.source!r}")
+            raise ConfigError(f"data.source must be demo, wmt14 or hf; got {cfg.source!r}")
         finalize_raw(
             staging,
             out,
             source=cfg.source,
-            corpora=cfg.corpora,
+            corpora=corpora,
             registry=registry,
             train_lines=train_lines,
             dev_segments=dev_n,
             test_segments=test_n,
+            max_train_pairs=cfg.max_train_pairs,
+            sample_seed=cfg.sample_seed,
+            extra=extra,
         )
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -121,6 +141,7 @@ def fetch_wmt14(cfg: DataConfig, staging: Path, registry: Registry | None = None
             verify=cfg.verify_checksums,
             retries=cfg.retries,
             timeout=cfg.timeout,
+            min_speed=cfg.min_speed,
         )
         extract_members(path, registry.members(archive, cfg.corpora), staging)
 
@@ -140,6 +161,7 @@ def fetch_archive(
     verify: bool = True,
     retries: int = 5,
     timeout: float = 60.0,
+    min_speed: int = 0,
 ) -> Path:
     """The verified archive at ``cache/<archive.path>``, downloaded only if not cached.
 
@@ -147,32 +169,55 @@ def fetch_archive(
     """
     final = Path(cache) / archive.path
     ensure_writable_dir(final.parent)
+    url = mirror_url(archive, mirror)
     with _locked(final.with_name(final.name + ".lock")):
-        return _fetch_locked(archive, final, mirror_url(archive, mirror), verify, retries, timeout)
+        return _fetch_locked(archive, final, url, verify, retries, timeout, min_speed)
 
 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on ``path`` (POSIX; elsewhere no lock)."""
+    """An exclusive advisory lock on ``path`` (POSIX; elsewhere no lock), removed at the end.
+
+    The holder deletes the file before it lets go, so a process that was waiting may hold
+    a lock on a file no longer at ``path``: it then locks whatever is at ``path`` now.
+    """
     try:
         import fcntl
     except ImportError:  # Windows
         yield
         return
-    with open(path, "a+b") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            _log(f"waiting for another process that holds {path}")
-            fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    waited = False
+    while True:
+        with open(path, "a+b") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not waited:
+                    _log(f"waiting for another process that holds {path}")
+                    waited = True
+                fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                current = os.stat(path)
+            except FileNotFoundError:
+                continue
+            if not os.path.samestat(os.fstat(f.fileno()), current):
+                continue
+            try:
+                yield
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+            return  # closing the file releases the lock
 
 
 def _fetch_locked(
-    archive: Archive, final: Path, url: str, verify: bool, retries: int, timeout: float
+    archive: Archive,
+    final: Path,
+    url: str,
+    verify: bool,
+    retries: int,
+    timeout: float,
+    min_speed: int,
 ) -> Path:
     if final.exists():
         if not verify:
@@ -185,7 +230,9 @@ def _fetch_locked(
             final.unlink()
     part = final.with_name(final.name + ".part")
     _log(f"fetching {url}")
-    _fetch_with_retries(url, part, retries=retries, timeout=timeout, size_hint=archive.size)
+    _fetch_with_retries(
+        url, part, retries=retries, timeout=timeout, min_speed=min_speed, size_hint=archive.size
+    )
     if verify:
         try:
             _verify(part, archive, url)
@@ -248,21 +295,48 @@ def _verify(path: Path, archive: Archive, url: str) -> None:
 
 
 def _fetch_with_retries(
-    url: str, part: Path, *, retries: int, timeout: float, size_hint: int | None
+    url: str, part: Path, *, retries: int, timeout: float, min_speed: int, size_hint: int | None
 ) -> None:
     for attempt in range(retries + 1):
         try:
-            _transfer(url, part, timeout=timeout, size_hint=size_hint)
+            _transfer(url, part, timeout=timeout, min_speed=min_speed, size_hint=size_hint)
             return
         except _Transient as e:
             if attempt == retries:
-                raise DataError(f"{url}: giving up after {retries + 1} attempts: {e}") from None
+                raise DataError(
+                    f"{url}: giving up after {retries + 1} attempts: {e}; check the connection "
+                    "or try another data.mirror (data.retries, data.timeout and "
+                    "data.min_speed set the patience)"
+                ) from None
             delay = min(BACKOFF_BASE * 2**attempt, BACKOFF_MAX)
             _log(f"{e}; retry {attempt + 1}/{retries} in {delay:g}s")
             time.sleep(delay)
 
 
-def _transfer(url: str, part: Path, *, timeout: float, size_hint: int | None) -> None:
+class _SpeedGuard:
+    """Ends a transfer (as transient) that got fewer than ``min_speed * window`` bytes in a
+    window of ``window`` seconds: a server trickling data never trips a socket timeout."""
+
+    def __init__(self, min_speed: int, window: float, clock=time.monotonic):
+        self.min_speed, self.window, self.clock = min_speed, window, clock
+        self.start, self.count = clock(), 0
+
+    def update(self, n: int) -> None:
+        self.count += n
+        elapsed = self.clock() - self.start
+        if elapsed < self.window:
+            return
+        if self.count < self.min_speed * self.window:
+            raise _Transient(
+                f"too slow: {self.count:,} bytes in {elapsed:.1f} s, below data.min_speed="
+                f"{self.min_speed} bytes/s"
+            )
+        self.start, self.count = self.clock(), 0
+
+
+def _transfer(
+    url: str, part: Path, *, timeout: float, min_speed: int = 0, size_hint: int | None
+) -> None:
     """One attempt: fetch ``url`` into ``part``, resuming from its current size."""
     if urllib.parse.urlsplit(url).scheme == "file":
         _copy_file_url(url, part)
@@ -303,19 +377,25 @@ def _transfer(url: str, part: Path, *, timeout: float, size_hint: int | None) ->
             offset, mode = 0, "wb"
             total = length if length is not None else size_hint
         received = 0
+        guard = _SpeedGuard(min_speed, timeout) if min_speed else None
         with (
             open(part, mode) as f,
             _progress(total=total, initial=offset, desc=part.name.removesuffix(".part")) as bar,
         ):
-            try:
-                while chunk := resp.read(CHUNK):
-                    f.write(chunk)
-                    received += len(chunk)
-                    bar.update(len(chunk))
-            except (OSError, http.client.HTTPException) as e:
-                raise _Transient(
-                    f"connection lost after {offset + received:,} bytes ({type(e).__name__})"
-                ) from None
+            while True:
+                try:  # read1: what has arrived, so that a trickle is seen as one
+                    chunk = resp.read1(CHUNK)
+                except (OSError, http.client.HTTPException) as e:
+                    raise _Transient(
+                        f"connection lost after {offset + received:,} bytes ({type(e).__name__})"
+                    ) from None
+                if not chunk:
+                    break
+                f.write(chunk)  # a full disk is no transient failure: it propagates
+                received += len(chunk)
+                bar.update(len(chunk))
+                if guard:
+                    guard.update(len(chunk))
         if length is not None and received < length:
             raise _Transient(
                 f"connection closed after {offset + received:,} of {offset + length:,} bytes"
@@ -417,10 +497,16 @@ def extract_members(archive: Path, members: Sequence[str], dest: Path) -> None:
                     shutil.copyfileobj(src, f, CHUNK)
                 found.add(name)
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
-        raise DataError(f"{archive}: corrupt or unreadable archive: {e}") from None
+        raise DataError(
+            f"{archive}: corrupt or unreadable archive: {e}; delete {archive} to download it "
+            "again (data.verify_checksums: true catches this before extracting)"
+        ) from None
     missing = sorted(needed - found)
     if missing:
-        raise DataError(f"{archive}: archive has no member {missing[0]}")
+        raise DataError(
+            f"{archive}: archive has no member {missing[0]} (another release?); delete "
+            f"{archive} to download it again"
+        )
 
 
 # ----------------------------------------------------------------------------- data/raw
@@ -428,16 +514,7 @@ def extract_members(archive: Path, members: Sequence[str], dest: Path) -> None:
 
 def _plain_lines(path: Path, label: str) -> list[str]:
     """Lines of a small UTF-8 text file (dev sets), split on ``\\n`` only."""
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise DataError(f"{label}:{line}: not valid UTF-8 (byte {e.start})") from None
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [s.removesuffix("\r") for s in lines]
+    return [s.removesuffix("\r") for s in decode_lines(path.read_bytes(), label)]
 
 
 def _eval_set(staging: Path, es: EvalSet) -> tuple[list[str], list[str]]:
@@ -488,6 +565,9 @@ def finalize_raw(
     train_lines: Mapping[str, int | None] | None = None,
     dev_segments: int | None = None,
     test_segments: int | None = None,
+    max_train_pairs: int = 0,
+    sample_seed: int = 1,
+    extra: Mapping[str, object] | None = None,
 ) -> dict:
     """Turn the extracted layout in ``staging`` into ``out`` (``data/raw``); return the manifest.
 
@@ -495,6 +575,9 @@ def finalize_raw(
     ``staging`` is consumed. Checks: every needed member exists; EN and DE line counts agree
     (per corpus, dev and test); counts equal ``train_lines[corpus]``, ``dev_segments`` and
     ``test_segments`` where given. Any failure is a DataError and leaves ``out`` untouched.
+    Then, with ``max_train_pairs`` > 0, only a seeded random sample of that many training
+    pairs is kept (:func:`sample_train`; the checks above apply to the files before it).
+    ``extra``: more top-level manifest keys (``hf``: what identifies the dataset read).
     """
     registry = registry or wmt14.WMT14
     staging, out = Path(staging), Path(out)
@@ -514,6 +597,10 @@ def finalize_raw(
             manifest["corpora"][c.name] = _entry(
                 counts["en"], lambda lg, c=c: paths.raw_train(c.name, lg, Path())
             )
+        if max_train_pairs:
+            manifest["sample"] = sample_train(
+                tmp, manifest["corpora"], max_train_pairs, sample_seed
+            )
         for key, es, want, where in (
             ("dev", registry.dev, dev_segments, paths.raw_dev),
             ("test", registry.test, test_segments, paths.raw_test),
@@ -525,6 +612,7 @@ def finalize_raw(
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text("".join(s + "\n" for s in segs), encoding="utf-8")
             manifest[key] = {"name": es.name, **_entry(len(en), lambda lg, w=where: w(lg, Path()))}
+        manifest.update(extra or {})
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     total = sum(v["lines"] for v in manifest["corpora"].values())
     _log(
@@ -536,3 +624,63 @@ def finalize_raw(
 
 def _entry(lines: int, path_of) -> dict:
     return {"lines": lines, **{lang: path_of(lang).as_posix() for lang in paths.LANGS}}
+
+
+# ----------------------------------------------------------------------------- sampling
+
+
+def sample_indices(total: int, k: int, seed: int):
+    """``min(k, total)`` distinct pair indices in ``[0, total)``, sorted (int64 numpy): the
+    first k of a permutation by NumPy's PCG64 seeded with ``seed``, so the same (total, k,
+    seed) always gives the same sample, and a larger k keeps every pair a smaller one had."""
+    import numpy as np
+
+    rng = np.random.Generator(np.random.PCG64(seed))
+    return np.sort(rng.permutation(total)[:k])
+
+
+def sample_train(raw: Path, corpora: dict[str, dict], k: int, seed: int) -> dict:
+    """Keep a random sample of ``k`` training pairs out of all of ``corpora`` (manifest
+    entries, in order; their files relative to ``raw``), rewriting the files and the
+    entries' ``lines``; returns the manifest's ``sample`` record.
+
+    Pair ``i`` is the i-th line over the corpora concatenated in manifest order; a sampled
+    pair keeps its place, so the files stay in their original order.
+    """
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    before = {name: e["lines"] for name, e in corpora.items()}
+    total = sum(before.values())
+    record = {
+        "max_train_pairs": k,
+        "seed": seed,
+        "pairs_before": total,
+        "lines_before": before,
+        "pairs": min(k, total),
+    }
+    if k >= total:
+        _log(f"data.max_train_pairs {k:,} >= the {total:,} training pairs: keeping them all")
+        return record
+    keep = np.zeros(total, dtype=bool)
+    keep[sample_indices(total, k, seed)] = True
+    _log(f"sampling {k:,} of {total:,} training pairs (data.sample_seed {seed})")
+    offset = 0
+    with tqdm(total=2 * total, desc="sample", unit=" lines", unit_scale=True) as bar:
+        for entry in corpora.values():
+            n = entry["lines"]
+            mask = keep[offset : offset + n].tolist()
+            for lang in paths.LANGS:
+                _keep_lines(raw / entry[lang], mask)
+                bar.update(n)
+            entry["lines"] = sum(mask)
+            offset += n
+    return record
+
+
+def _keep_lines(path: Path, mask: list[bool]) -> None:
+    """Rewrite ``path`` with only the lines whose ``mask`` entry is true."""
+    tmp = path.with_name(path.name + ".sample")
+    with open(path, "rb") as fin, open(tmp, "wb") as fout:
+        fout.writelines(line for line, keep in zip(fin, mask, strict=True) if keep)
+    os.replace(tmp, path)

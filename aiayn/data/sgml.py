@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiayn.errors import DataError
+from aiayn.fsio import utf8_error
 
 _SEG = re.compile(r'^\s*<seg\s+id\s*=\s*"?(\d+)"?\s*>(.*)</seg>\s*$', re.IGNORECASE)
 _OPEN_SET = re.compile(r"^\s*<(srcset|refset|tstset)\b[^>]*>\s*$", re.IGNORECASE)
@@ -43,9 +44,8 @@ def _lines(path: Path, name: str) -> list[str]:
         raise DataError(f"{name}: cannot read: {e.strerror}") from None
     try:
         text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise DataError(f"{name}:{line}: not valid UTF-8 (byte {e.start})") from None
+    except UnicodeDecodeError:
+        raise utf8_error(path, data, label=name) from None
     # Only \n ends a line: str.splitlines() would also split on U+2028, \x1c, \x85 and
     # friends, which may occur inside a segment's text.
     text = text.removeprefix("\ufeff")
@@ -93,6 +93,8 @@ def read_sgml_docs(path: str | Path, *, label: str | None = None) -> list[SgmlDo
         elif m := _SEG.match(line):
             if doc is None:
                 raise DataError(f"{where}: <seg> outside a <doc>")
+            if len(m.group(1)) > 18:  # int() refuses > 4300 digits; no real id is this long
+                raise DataError(f"{where}: segment id {m.group(1)[:20]}... is too long")
             segid = int(m.group(1))
             if segid in seen_ids:
                 raise DataError(f"{where}: segment id {segid} repeated in doc {doc.docid!r}")

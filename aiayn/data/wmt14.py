@@ -54,7 +54,7 @@ class Corpus:
     """A parallel training corpus: two line-aligned plain-text members of one archive."""
 
     name: str
-    archive: Archive
+    archive: Archive | None  # None: not from an archive (data.source: hf)
     en: str  # member path of the English side
     de: str  # member path of the German side
     lines: int | None  # expected line count (per side) of the official release
@@ -68,7 +68,7 @@ class EvalSet:
     """A dev or test set: plain text (one segment per line) or WMT SGML (one file per side)."""
 
     name: str
-    archive: Archive
+    archive: Archive | None  # None: not from an archive (data.source: hf)
     en: str
     de: str
     segments: int | None  # expected segment count

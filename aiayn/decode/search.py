@@ -10,17 +10,26 @@ Beam search, for each sentence (rows ``i * k .. i * k + k - 1`` of the decoder b
 - ``k`` live hypotheses ("beams") ranked by their log-probability; at the first step only
   one (``<s>``), so no beam is a duplicate of another.
 - Each step extends every beam by every token and takes the best ``2k`` candidates by
-  log-probability. A candidate ending in ``</s>`` among the best ``k`` is *finished*: it is
-  scored with the GNMT function ``log P / lp(|Y|) + cp`` (:mod:`aiayn.decode.penalties`)
-  and kept. The best ``k`` candidates that do not end in ``</s>`` live on (there are always
-  ``k`` of them among ``2k``: each beam has only one ``</s>`` extension).
-- A sentence is done when it has ``k`` finished hypotheses, or at its maximum length, or
-  (early stop) when no live hypothesis can beat its ``nbest``-th best finished one. Log-probs
-  only decrease as a hypothesis grows, and lp grows with length (alpha >= 0), so the best
-  final score any descendant of a live beam with log-prob ``s <= 0`` can reach is
-  ``s / lp(L + 1)``, with ``L + 1`` the longest length it may still reach; cp <= 0 adds
-  nothing. Early stopping never changes the result: ties keep the hypothesis that finished
-  first, and the bound is computed from the same float32 table as the scores.
+  log-probability. The best ``k`` candidates that do not end in ``</s>`` live on (there are
+  always ``k`` of them among ``2k``: each beam has only one ``</s>`` extension). Candidates
+  ending in ``</s>`` are *finished*, scored with the GNMT function ``log P / lp(|Y|) + cp``
+  (:mod:`aiayn.decode.penalties`), under one of two rule sets (``rules``):
+
+  - ``"t2t"``, tensor2tensor's ``beam_search.py``, which the paper decoded with (the
+    default): a ``</s>`` candidate from *any* of the ``2k`` joins the finished set, which
+    keeps the best ``k`` by score. A sentence stops only when no live hypothesis, even with
+    the best length penalty it could still get, can beat the worst finished one kept (and,
+    for an n-best list, ``nbest`` are kept), or at its maximum length. The result is the
+    best-scoring hypothesis the beam can reach.
+  - ``"fairseq"``: only ``</s>`` candidates among the best ``k`` finish, and a sentence
+    stops as soon as it has ``k`` finished hypotheses (a longer, better-scoring one may
+    still have been on its way), or when no live hypothesis can beat its ``nbest``-th.
+
+- The bound: log-probs only decrease as a hypothesis grows, and lp grows with length
+  (alpha >= 0), so the best final score any descendant of a live beam with log-prob
+  ``s <= 0`` can reach is ``s / lp(L + 1)``, with ``L + 1`` the longest length it may still
+  reach; cp <= 0 adds nothing. The bound is computed from the same float32 table as the
+  scores, so stopping on it never changes the result (``early_stop=False`` checks that).
 - Done sentences leave the batch: their rows are dropped from the cache (``reorder`` with
   fewer rows), so later steps only compute what is still searching.
 
@@ -28,8 +37,9 @@ Maximum length: ``max_len`` tokens before ``</s>``, per sentence; at step ``max_
 only ``</s>`` may follow (forced, its log-prob counts), so |Y| <= max_len + 1. ``<pad>``
 and ``<s>`` are never generated.
 
-With ``k = 1`` this is greedy search: the one candidate kept is the argmax, and a finished
-hypothesis ends the sentence. :func:`greedy_search` is a leaner path with equal results.
+With ``k = 1`` fairseq's rules are greedy search: the one candidate kept is the argmax, and
+a finished hypothesis ends the sentence. :func:`greedy_search` is a leaner path with equal
+results, and :func:`search` uses it for beam 1 under both rules, as tensor2tensor does.
 """
 
 from __future__ import annotations
@@ -47,6 +57,9 @@ if TYPE_CHECKING:
 # Fixed special ids (docs/design.md); equal to aiayn.tokenizer's, not imported from there so
 # the decoder does not need the tokenizers package.
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
+
+# Beam search rules (translate.search_rules): tensor2tensor's (the paper's) or fairseq's.
+SEARCH_RULES = ("t2t", "fairseq")
 
 
 @dataclass
@@ -223,6 +236,17 @@ def _next_logprobs(logits: Tensor, forced_end: Tensor | None) -> Tensor:
     return lprobs
 
 
+def _no_autograd(device: Any):
+    """``torch.inference_mode()``, or ``torch.no_grad()`` under autocast: autocast caches
+    its half-precision copies of the weights for the whole context only outside inference
+    mode, and would otherwise cast every weight again at every decoding step."""
+    import torch
+
+    if torch.is_autocast_enabled(device.type):
+        return torch.no_grad()
+    return torch.inference_mode()
+
+
 def _check_inputs(src: Tensor, max_len: Tensor) -> None:
     if src.dim() != 2 or max_len.dim() != 1 or max_len.size(0) != src.size(0):
         raise ValueError(
@@ -262,7 +286,7 @@ def greedy_search(
     lp = length_penalty_table(int(max_len.max()) + 1, alpha, device)  # (Lmax + 2,)
     probe = CrossAttentionProbe(model) if beta > 0 else None
     try:
-        with torch.inference_mode():
+        with _no_autograd(src.device):
             enc = model.encode(src)
             step = _stepper(model, enc, cache)
             sent = torch.arange(n, device=device)  # original index of each active row
@@ -322,6 +346,7 @@ def beam_search(
     alpha: float = 0.6,
     beta: float = 0.0,
     nbest: int = 1,
+    rules: str = "t2t",
     early_stop: bool = True,
     cache: bool = True,
     stats: SearchStats | None = None,
@@ -329,18 +354,23 @@ def beam_search(
     """Beam search over a batch of sentences (see the module docstring for the algorithm).
 
     src (B, S) token ids padded with <pad>, each row ending in </s>; max_len (B,) long, the
-    most output tokens before </s>. Returns, per sentence in order, its ``nbest`` best
+    most output tokens before </s>. ``rules``: ``"t2t"`` (tensor2tensor's, the paper's) or
+    ``"fairseq"`` (:data:`SEARCH_RULES`). Returns, per sentence in order, its ``nbest`` best
     finished hypotheses, best first (fewer only if fewer could finish).
 
-    ``early_stop=False`` runs every sentence until it has ``beam_size`` finished hypotheses
-    or reaches its maximum length (same result, more work); ``cache=False`` recomputes the
-    decoder over the whole prefix at every step (same result, much more work).
+    ``early_stop=False`` runs every sentence to its maximum length (fairseq rules: or until
+    it has ``beam_size`` finished hypotheses): the same best hypothesis, more work;
+    ``cache=False`` recomputes the decoder over the whole prefix at every step (same result,
+    much more work).
     """
     import torch
 
     _check_inputs(src, max_len)
+    if rules not in SEARCH_RULES:
+        raise ConfigError(f"search rules must be one of {', '.join(SEARCH_RULES)}; got {rules!r}")
     if not 1 <= nbest <= beam_size:
         raise ConfigError(f"nbest must be between 1 and beam_size={beam_size}; got {nbest}")
+    t2t = rules == "t2t"
     device = src.device
     n, k = src.size(0), beam_size
     finished: list[list[Hypothesis]] = [[] for _ in range(n)]
@@ -350,7 +380,7 @@ def beam_search(
     lp = length_penalty_table(int(max_len.max()) + 1, alpha, device)  # (Lmax + 2,)
     probe = CrossAttentionProbe(model) if beta > 0 else None
     try:
-        with torch.inference_mode():
+        with _no_autograd(src.device):
             enc = model.encode(src)
             step = _stepper(model, enc, cache)
             step.reorder(torch.arange(n, device=device).repeat_interleave(k))  # (n k,)
@@ -361,8 +391,7 @@ def beam_search(
             alive[:, 0] = 0.0
             tokens = torch.full((n * k,), BOS, dtype=torch.long, device=device)  # (n' k,)
             hist = torch.empty((n * k, 0), dtype=torch.long, device=device)  # (n' k, t - 1)
-            n_done = torch.zeros(n, dtype=torch.long, device=device)  # (n',) finished count
-            nth = torch.full((n,), float("-inf"), device=device)  # (n',) nbest-th best score
+            kept = _Finished(n, k, nbest, t2t, device)
             src_real = src.ne(PAD)  # (n, S)
             cov = torch.zeros((n * k, src.size(1)), device=device) if probe else None
             for t in range(1, int(max_len.max()) + 2):
@@ -382,8 +411,11 @@ def beam_search(
                 tok = idx - beam * V  # (n', 2k)
                 is_eos = tok.eq(EOS)
 
-                # Candidates ending in </s> among the best k are finished.
-                fin = is_eos[:, :k] & torch.isfinite(top[:, :k])  # (n', k)
+                # Candidates ending in </s> finish: t2t, any of the 2k that enters the best
+                # k finished so far; fairseq, those among the best k.
+                fin = is_eos & torch.isfinite(top)  # (n', 2k)
+                if not t2t:
+                    fin[:, k:] = False
                 if bool(fin.any()):
                     i, j = fin.nonzero(as_tuple=True)
                     rows = i * k + beam[i, j]  # decoder rows of their parents
@@ -391,22 +423,7 @@ def beam_search(
                     score = logp / lp[t]
                     if probe:
                         score = score + coverage_penalty(cov[rows], src_real[sent[i]], beta)
-                    touched = {}
-                    for ii, r, s, lpv, seq in zip(
-                        i.tolist(),
-                        sent[i].tolist(),
-                        score.tolist(),
-                        logp.tolist(),
-                        hist[rows].tolist(),
-                        strict=True,
-                    ):
-                        finished[r].append(Hypothesis(seq, s, lpv))
-                        touched[ii] = r
-                    for ii, r in touched.items():
-                        n_done[ii] = len(finished[r])
-                        if len(finished[r]) >= nbest:
-                            scores = sorted((h.score for h in finished[r]), reverse=True)
-                            nth[ii] = scores[nbest - 1]
+                    kept.add(finished, i, sent, score, logp, hist, rows)
 
                 # The best k candidates not ending in </s> live on, in rank order.
                 order = torch.argsort(is_eos.to(torch.uint8), dim=1, stable=True)[:, :k]
@@ -414,10 +431,11 @@ def beam_search(
                 new_beam = beam.gather(1, order)  # (n', k)
                 new_tok = tok.gather(1, order)  # (n', k)
 
-                done = (t > lim) | (n_done >= k)  # (n',)
+                done = t > lim  # (n',)
+                if not t2t:  # fairseq stops at k finished, t2t never for a count alone
+                    done |= kept.count >= k
                 if early_stop:
-                    best_possible = alive[:, 0] / bound_lp  # (n',)
-                    done |= (n_done >= nbest) & (best_possible <= nth)
+                    done |= kept.cannot_improve(alive[:, 0] / bound_lp)
                 if bool(done.all()):
                     break
                 keep = (~done).nonzero().squeeze(1)  # (n'',)
@@ -429,12 +447,76 @@ def beam_search(
                     cov = cov.index_select(0, rows)
                 if keep.size(0) < na:
                     sent, lim, bound_lp = sent[keep], lim[keep], bound_lp[keep]
-                    n_done, nth = n_done[keep], nth[keep]
+                    kept.keep(keep)
                 alive = alive[keep]
     finally:
         if probe:
             probe.close()
     return [sorted(hyps, key=lambda h: -h.score)[:nbest] for hyps in finished]
+
+
+class _Finished:
+    """Per-sentence bookkeeping of the finished hypotheses for :func:`beam_search`, as
+    tensors over the active sentences (n',) so the stopping tests stay on the device.
+
+    t2t rules: at most k kept, the best by score; a candidate enters only if it beats the
+    k-th (``admit``, -inf until k are kept); a sentence may stop once its best live
+    hypothesis cannot beat the worst one kept (``worst``, -inf while none is).
+    fairseq rules: every finished candidate is kept; a sentence stops at k of them
+    (``count``), or once no live hypothesis can beat the nbest-th (``nth``).
+    """
+
+    def __init__(self, n: int, k: int, nbest: int, t2t: bool, device: Any):
+        import torch
+
+        self.k, self.nbest, self.t2t = k, nbest, t2t
+        ninf = float("-inf")
+        self.count = torch.zeros(n, dtype=torch.long, device=device)  # (n',)
+        self.admit = torch.full((n,), ninf, device=device)  # (n',) t2t: score to beat
+        self.worst = torch.full((n,), ninf, device=device)  # (n',) t2t: worst kept
+        self.nth = torch.full((n,), ninf, device=device)  # (n',) fairseq: nbest-th best
+
+    def add(self, finished, i, sent, score, logp, hist, rows) -> None:
+        """Candidates ``i`` (active-sentence index, (m,)) with ``score``/``logp`` (m,) and
+        parents ``rows`` of ``hist``, in rank order; appends to ``finished[sent[i]]``."""
+        if self.t2t:
+            enter = score > self.admit[i]  # (m,)
+            i, score, logp, rows = i[enter], score[enter], logp[enter], rows[enter]
+        touched = {}
+        for ii, r, s, lpv, seq in zip(
+            i.tolist(),
+            sent[i].tolist(),
+            score.tolist(),
+            logp.tolist(),
+            hist[rows].tolist(),
+            strict=True,
+        ):
+            finished[r].append(Hypothesis(seq, s, lpv))
+            touched[ii] = r
+        for ii, r in touched.items():
+            hyps = finished[r]
+            if self.t2t:
+                hyps.sort(key=lambda h: -h.score)  # stable: ties keep the earlier one
+                del hyps[self.k :]
+                self.worst[ii] = hyps[-1].score
+                if len(hyps) == self.k:
+                    self.admit[ii] = hyps[-1].score
+            self.count[ii] = len(hyps)
+            if not self.t2t and len(hyps) >= self.nbest:
+                self.nth[ii] = sorted((h.score for h in hyps), reverse=True)[self.nbest - 1]
+
+    def cannot_improve(self, best_possible):
+        """(n',) bool: no live hypothesis, whose best reachable score is ``best_possible``
+        (n',), can change the result any more. t2t: it cannot beat the worst finished one
+        kept (and ``nbest`` are kept, so the n-best list is complete)."""
+        if self.t2t:
+            return (self.count >= self.nbest) & (best_possible < self.worst)
+        return (self.count >= self.nbest) & (best_possible <= self.nth)
+
+    def keep(self, index) -> None:
+        """Keep the active sentences ``index`` (n'',)."""
+        self.count, self.admit = self.count[index], self.admit[index]
+        self.worst, self.nth = self.worst[index], self.nth[index]
 
 
 def search(
@@ -446,10 +528,12 @@ def search(
     alpha: float = 0.6,
     beta: float = 0.0,
     nbest: int = 1,
+    rules: str = "t2t",
     cache: bool = True,
     stats: SearchStats | None = None,
 ) -> list[list[Hypothesis]]:
-    """Greedy search for ``beam_size == 1``, beam search otherwise."""
+    """Greedy search for ``beam_size == 1`` (as tensor2tensor decodes beam 1), beam search
+    with ``rules`` otherwise."""
     if beam_size == 1:
         return greedy_search(model, src, max_len, alpha=alpha, beta=beta, cache=cache, stats=stats)
     return beam_search(
@@ -460,6 +544,7 @@ def search(
         alpha=alpha,
         beta=beta,
         nbest=nbest,
+        rules=rules,
         cache=cache,
         stats=stats,
     )

@@ -24,6 +24,7 @@ import os
 import re
 import sys
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,14 +52,9 @@ def one_line(text: str) -> str:
 
 def read_text_lines(path: str | os.PathLike) -> list[str]:
     """Lines of a UTF-8 file split on ``\\n`` only (a trailing ``\\r`` is dropped too)."""
-    path = Path(path)
-    try:
-        with open(path, encoding="utf-8", newline="\n") as f:
-            return [line.rstrip("\n").removesuffix("\r") for line in f]
-    except FileNotFoundError:
-        raise MissingInputError(f"{path}: file not found") from None
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text (byte {e.start} of a chunk)") from None
+    from aiayn.fsio import read_lines
+
+    return [line.removesuffix("\r") for line in read_lines(path)]
 
 
 def check_translate_config(cfg: TranslateConfig, where: str = "translate") -> None:
@@ -119,7 +115,8 @@ class Translator:
         """``model`` implements the decoding API of docs/design.md, ``tokenizer`` has
         ``encode_batch`` and ``decode``; ``max_positions`` bounds source and output length
         (default: ``model.cfg.max_positions`` when the model has one, else unbounded);
-        ``precision``: what the model was cast to, and why (:meth:`load` sets it)."""
+        ``precision``: the autocast decoding runs under, and why (:meth:`load` sets it; None:
+        none). The weights stay as they are (fp32 from :meth:`load`), as in training."""
         import torch
 
         self.model = model
@@ -141,9 +138,14 @@ class Translator:
         tokenizer, on ``device`` (auto/cpu/cuda) in ``precision`` (auto/mixed/fp32/fp16/bf16,
         resolved by :func:`aiayn.train.precision.select_precision`: auto is fp32 on CPU, bf16
         or fp16 on a GPU; mixed is also bf16 on a CPU where bf16 is fast). The choice and its
-        reason are in ``translator.precision``."""
-        import torch
+        reason are in ``translator.precision``.
 
+        The weights stay float32 and fp16/bf16 decoding runs under ``torch.autocast``, as
+        training's forward pass does: matrix products in half precision, while the
+        positional table, the residual stream, layer norms and softmax stay float32. (Casting
+        the whole model to half precision would round those too, and change translations.)"""
+
+        from aiayn.fsio import load_weights_only
         from aiayn.model import Transformer
         from aiayn.tokenizer import load_tokenizer
         from aiayn.train.precision import select_device, select_precision
@@ -186,11 +188,7 @@ class Translator:
                 f"has {meta['vocab_size']}"
             )
 
-        try:
-            state = torch.load(weights, weights_only=True, map_location="cpu")
-        except Exception as e:
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise DataError(f"{weights}: cannot be loaded weights-only: {first}") from None
+        state = load_weights_only(weights, what="model", fix="rebuild it with `dvc repro average`")
         if not isinstance(state, dict):
             raise DataError(f"{weights}: not a state dict")
         model = Transformer(cfg, meta["vocab_size"])
@@ -202,7 +200,7 @@ class Translator:
 
         dev = select_device(device, key="translate.device")
         prec = select_precision(precision, dev.type, key="translate.precision")
-        model = model.to(device=dev, dtype=prec.dtype).eval()
+        model = model.to(device=dev).eval()  # float32: see above
         return cls(model, tokenizer, dev, cfg.max_positions, prec)
 
     # -- translating
@@ -216,7 +214,8 @@ class Translator:
     ) -> list[str]:
         """One detokenized translation per line of ``lines``, in order (the best hypothesis).
 
-        ``cfg``: beam_size, length_penalty, max_len_a/b, coverage_penalty, max_tokens (its
+        ``cfg``: beam_size, search_rules, length_penalty, max_len_a/b, coverage_penalty,
+        max_tokens (its
         device and precision were fixed by :meth:`load`). ``progress``: a tqdm bar on
         stderr (None: only for >= 200 lines).
         """
@@ -243,6 +242,10 @@ class Translator:
                 out.append([Translation(self._text(h.tokens), h.score, h.tokens) for h in hs])
         return out
 
+    def autocast(self):
+        """The context decoding runs in: ``torch.autocast`` for fp16/bf16, else nothing."""
+        return self.precision.autocast_context() if self.precision else nullcontext()
+
     def _text(self, tokens: list[int]) -> str:
         """Detokenized text of output ids, on one line."""
         return one_line(self.tokenizer.decode(tokens))
@@ -256,14 +259,17 @@ class Translator:
         desc: str = "translate",
     ) -> list[list[Hypothesis]]:
         """Search results (token ids and scores) per line; ``[]`` for empty lines."""
-        import torch
         from tqdm import tqdm
-
-        from aiayn.decode.search import search
 
         check_translate_config(cfg)
         if nbest > cfg.beam_size:
             raise ConfigError(f"nbest must be <= beam_size={cfg.beam_size}; got {nbest}")
+        vocab = getattr(self.tokenizer, "vocab_size", None)
+        if vocab is not None and cfg.beam_size > vocab:
+            raise ConfigError(
+                f"beam_size={cfg.beam_size} is more than the model's {vocab} tokens: set "
+                f"translate.beam_size (--beam-size) to at most {vocab} (the paper uses 4)"
+            )
         results: list[list[Hypothesis]] = [[] for _ in lines]
         todo = [i for i, line in enumerate(lines) if line.strip()]
         if not todo:
@@ -284,23 +290,59 @@ class Translator:
         bar = tqdm(total=len(todo), desc=desc, unit="sent", disable=not show, file=sys.stderr)
         with bar:
             for batch in _token_batches(order, [len(s) for s in src], cfg.max_tokens):
-                width = len(src[batch[0]])  # longest first
-                rows = [src[j] + [PAD] * (width - len(src[j])) for j in batch]
-                src_t = torch.tensor(rows, dtype=torch.long, device=self.device)  # (n, S)
-                max_t = torch.tensor([max_len[j] for j in batch], device=self.device)  # (n,)
-                found = search(
-                    self.model,
-                    src_t,
-                    max_t,
-                    beam_size=cfg.beam_size,
-                    alpha=cfg.length_penalty,
-                    beta=cfg.coverage_penalty,
-                    nbest=nbest,
-                )
+                try:
+                    found = self.search(
+                        [src[j] for j in batch], [max_len[j] for j in batch], cfg, nbest
+                    )
+                except (RuntimeError, MemoryError) as e:
+                    if not _out_of_memory(e):
+                        raise
+                    raise ConfigError(
+                        f"out of memory decoding {len(batch)} sentence(s) with beam_size="
+                        f"{cfg.beam_size}: lower translate.beam_size (--beam-size) or "
+                        f"translate.max_tokens={cfg.max_tokens}"
+                    ) from None
                 for j, hyps in zip(batch, found, strict=True):
                     results[todo[j]] = hyps
                 bar.update(len(batch))
         return results
+
+    def search(
+        self, src: list[list[int]], max_len: list[int], cfg: TranslateConfig, nbest: int
+    ) -> list[list[Hypothesis]]:
+        """Beam search on one batch: ``src`` token ids ending in ``</s>`` (longest first),
+        ``max_len`` output tokens before ``</s>`` per sentence -> ``nbest`` hypotheses each."""
+        import torch
+
+        from aiayn.decode.search import search
+
+        width = len(src[0])  # longest first
+        rows = [s + [PAD] * (width - len(s)) for s in src]
+        src_t = torch.tensor(rows, dtype=torch.long, device=self.device)  # (n, S)
+        max_t = torch.tensor(max_len, device=self.device)  # (n,)
+        with self.autocast():
+            return search(
+                self.model,
+                src_t,
+                max_t,
+                beam_size=cfg.beam_size,
+                alpha=cfg.length_penalty,
+                beta=cfg.coverage_penalty,
+                nbest=nbest,
+                rules=cfg.search_rules,
+            )
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    """Whether ``e`` is an allocation failure (CUDA or CPU allocator, or Python's)."""
+    import torch
+
+    text = str(e)
+    return (
+        isinstance(e, MemoryError | torch.OutOfMemoryError)
+        or "can't allocate memory" in text
+        or "out of memory" in text.lower()
+    )
 
 
 def _token_batches(order: list[int], lengths: list[int], max_tokens: int) -> list[list[int]]:

@@ -23,7 +23,20 @@ states are converted). Keys (format 1):
 ``tokens``         target tokens trained on so far (all ranks)
 ``train_seconds``  wall-clock training time so far
 ``rank_checksums`` list, one sha256 per rank of the weights (DDP ranks must agree)
+``reason``         why it was written (:data:`REASONS`); absent in checkpoints written
+                   before this key existed, which count as ``"grid"``
 =================  =====================================================================
+
+Why a checkpoint was written decides what it is for. ``"grid"``: the step is a multiple of
+``train.save_every``; only these are averaged (section 6.1's evenly spaced checkpoints, on
+any hardware). ``"final"`` (``train.max_steps`` off the grid), ``"timer"``
+(``train.save_every_minutes``) and ``"signal"`` (SIGTERM, Ctrl-C) are for resuming only: a
+timer checkpoint's step depends on the machine's speed. A step on the grid is ``"grid"``
+whatever else also asked for it.
+
+Rotation (:func:`rotate`) keeps the newest ``keep_last`` grid checkpoints and, when the
+newest checkpoint is off the grid, that one too (for resuming); older off-grid checkpoints
+are deleted, so timer and signal checkpoints never push grid checkpoints out.
 
 Resume (:func:`find_resume`): the newest checkpoint that loads is used when its fingerprint
 matches; a newest file that does not load (truncated, corrupt) is deleted with a warning and
@@ -36,7 +49,6 @@ averaged by the next stage. The previous completed run's checkpoints stay in the
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import re
 import sys
@@ -47,7 +59,7 @@ from typing import Any
 
 from aiayn.config import Params, fingerprint, to_dict
 from aiayn.errors import DataError
-from aiayn.fsio import atomic_path, sha256_file
+from aiayn.fsio import atomic_file, load_weights_only, sha256_file
 
 FORMAT = 1
 REQUIRED_KEYS = (
@@ -62,6 +74,8 @@ REQUIRED_KEYS = (
     "rng",
     "sampler",
 )
+# Why a checkpoint was written ("reason" key); only "grid" checkpoints are averaged.
+REASONS = ("grid", "final", "timer", "signal")
 _NAME = re.compile(r"^checkpoint_(\d{8,})\.pt$")
 _TEMP = re.compile(r"^\.checkpoint_\d{8,}\.pt\..*\.tmp$")
 
@@ -156,12 +170,50 @@ def remove_temp_files(directory: Path) -> int:
     return n
 
 
+def save_reason(step: int, save_every: int, *, final: bool, signal: bool, timer: bool) -> str:
+    """The ``reason`` of a checkpoint written at ``step`` (:data:`REASONS`): ``"grid"`` on
+    the ``save_every`` grid, else ``"final"``, ``"signal"`` or ``"timer"`` (first that holds)."""
+    if step % save_every == 0:
+        return "grid"
+    if final:
+        return "final"
+    if signal:
+        return "signal"
+    if timer:
+        return "timer"
+    raise ValueError(f"no reason to write a checkpoint at step {step}")
+
+
+def checkpoint_reason(path: Path) -> str | None:
+    """The ``reason`` stored in a checkpoint file, read without loading its tensors (mmap);
+    ``"grid"`` for a checkpoint written before the key existed, None if it does not load."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # truncated or corrupt: resume decides what to do with it
+        return None
+    if not isinstance(state, dict):
+        return None
+    reason = state.get("reason", "grid")
+    return reason if reason in REASONS else None
+
+
+def grid_checkpoints(directory: Path) -> list[tuple[int, Path]]:
+    """(step, path) of the checkpoints on the ``save_every`` grid, oldest first."""
+    return [(s, p) for s, p in list_checkpoints(directory) if checkpoint_reason(p) == "grid"]
+
+
 def rotate(directory: Path, keep_last: int) -> list[Path]:
-    """Delete all but the newest ``keep_last`` checkpoints; return the deleted paths."""
-    old = list_checkpoints(directory)[:-keep_last] if keep_last > 0 else []
-    for _, p in old:
+    """Keep the newest ``keep_last`` grid checkpoints and the newest checkpoint if it is off
+    the grid; delete the others and return their paths (module docstring)."""
+    found = [p for _, p in list_checkpoints(directory)]
+    grid = [p for p in found if checkpoint_reason(p) == "grid"]
+    keep = set(grid[-keep_last:] if keep_last > 0 else []) | set(found[-1:])
+    old = [p for p in found if p not in keep]
+    for p in old:
         p.unlink(missing_ok=True)
-    return [p for _, p in old]
+    return old
 
 
 def save_checkpoint(state: dict, directory: Path, keep_last: int) -> Path:
@@ -172,15 +224,17 @@ def save_checkpoint(state: dict, directory: Path, keep_last: int) -> Path:
     """
     import torch
 
-    missing = [k for k in REQUIRED_KEYS if k not in state]
+    missing = [k for k in (*REQUIRED_KEYS, "reason") if k not in state]
     if missing:
         raise ValueError(f"checkpoint state lacks keys {missing}")
+    if state["reason"] not in REASONS:
+        raise ValueError(f"checkpoint reason {state['reason']!r} is not one of {REASONS}")
     check_weights_only(state)
     path = checkpoint_path(directory, int(state["step"]))
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
+    # Through a Python file object: a full disk is then an OSError (the context of torch's
+    # RuntimeError), which atomic_file turns into a one-line error; flushed and fsync'ed.
+    with atomic_file(path, "wb") as f:
+        torch.save(state, f)
     rotate(directory, keep_last)
     return path
 
@@ -207,15 +261,9 @@ def check_weights_only(obj: Any, where: str = "state") -> None:
 
 def load_checkpoint(path: Path, map_location: Any = "cpu") -> dict:
     """Load and check a checkpoint (``weights_only=True``); raise :class:`CheckpointError`."""
-    import torch
-
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: checkpoint not found") from None
-    except Exception as e:  # zip/pickle errors of a truncated or corrupt file
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: cannot load checkpoint ({first[:200]})") from None
+    state = load_weights_only(
+        path, what="checkpoint", error=CheckpointError, map_location=map_location
+    )
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: not a checkpoint (a {type(state).__name__})")
     fmt = state.get("format")

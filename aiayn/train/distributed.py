@@ -176,7 +176,7 @@ def launch(params, shards: Path, tokenizer: Path, checkpoints: Path, live: Path)
 
 def main(argv: list[str] | None = None) -> None:
     """Worker entry point: ``python -m aiayn.train.distributed PARAMS SHARDS TOKENIZER CKPT LIVE``."""
-    from aiayn.cli_util import fail
+    from aiayn.cli_util import fail, run_main
     from aiayn.config import load_params
     from aiayn.train.trainer import run_training
 
@@ -184,12 +184,11 @@ def main(argv: list[str] | None = None) -> None:
     if len(argv) != 5:
         fail("usage: python -m aiayn.train.distributed PARAMS SHARDS TOKENIZER CHECKPOINTS LIVE")
     params, shards, tokenizer, checkpoints, live = argv
-    try:
-        run_training(
+    run_main(
+        lambda: run_training(
             load_params(params), Path(shards), Path(tokenizer), Path(checkpoints), Path(live)
         )
-    except AiaynError as e:
-        fail(str(e))
+    )
 
 
 if __name__ == "__main__":

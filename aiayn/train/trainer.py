@@ -345,7 +345,7 @@ class _Run:
             # The CPU probe is timed, so ranks could disagree; all follow rank 0.
             precision = all_gather_objects(precision, env)[0]
             _print(env, precision.describe())
-            train_ds = ShardDataset(self.shards, "train")
+            train_ds = ShardDataset(self.shards, "train", verify=True)  # sha256 of every file
             check_tokenizer(self.shards, self.tokenizer)
             vocab_size = train_ds.vocab_size
             fp, fp_inputs = training_fingerprint(
@@ -415,7 +415,7 @@ class _Run:
 
         dev, skipped = [], 0  # rank 0 evaluates
         if env.is_main:
-            dev_ds = ShardDataset(self.shards, "dev")
+            dev_ds = ShardDataset(self.shards, "dev", verify=True)
             dev, skipped = dev_batches(dev_ds, cfg.max_tokens, mcfg.max_positions - 1)
             self._describe(mcfg, vocab_size, precision, device, accum, len(sampler), skipped)
         flops_tok = model_flops_per_token(mcfg, vocab_size, train_ds)
@@ -474,6 +474,8 @@ class _Run:
     def _loop(self, trainer, loader, accum, dev, stop, log) -> None:
         import torch
         from tqdm import tqdm
+
+        from aiayn.train.checkpoint import save_reason
 
         cfg, env = self.cfg, self.env
         device = trainer.device
@@ -538,7 +540,10 @@ class _Run:
                     )
                 if final or stop_now or save_now or step % cfg.save_every == 0:
                     self.train_seconds = seconds_before + time.perf_counter() - run_start
-                    self._save(trainer, loader)
+                    why = save_reason(
+                        step, cfg.save_every, final=final, signal=stop_now, timer=save_now
+                    )
+                    self._save(trainer, loader, why)
                     saved_at = step
                     last_save = time.monotonic()
                 if stop_now:
@@ -551,7 +556,8 @@ class _Run:
             with contextlib.suppress(Exception):
                 it.close()
         if saved_at != trainer.step:  # defensive: the final step is always saved
-            self._save(trainer, loader)
+            why = save_reason(trainer.step, cfg.save_every, final=True, signal=False, timer=False)
+            self._save(trainer, loader, why)
         _print(env, f"training done: step {trainer.step}, {self.tokens_total} target tokens")
 
     def _train_metrics(self, win_loss, win_nll, win_tokens, elapsed, stats):
@@ -579,7 +585,8 @@ class _Run:
             "train/flops": self.tokens_total * self.flops_per_token,
         }
 
-    def _save(self, trainer, loader) -> None:
+    def _save(self, trainer, loader, reason: str) -> None:
+        """Write a checkpoint; ``reason``: why (:data:`aiayn.train.checkpoint.REASONS`)."""
         from aiayn.train.checkpoint import (
             FORMAT,
             capture_rng,
@@ -610,5 +617,6 @@ class _Run:
             tokens=self.tokens_total,
             train_seconds=self.train_seconds,
             rank_checksums=sums,
+            reason=reason,
         )
         save_checkpoint(state, self.checkpoints, self.cfg.keep_last)
