@@ -306,7 +306,7 @@ def test_plan_validates_every_row_and_keeps_the_base_elsewhere(demo_params):
         p = params_from_dict(applied(params, changes))
         assert p.train.max_steps == DEMO_SCALE["train.max_steps"], name
     a4 = params_from_dict(applied(params, runs["t3-A4"])).model
-    assert (a4.n_heads, a4.head_dims, a4.d_model, a4.encoder_layers) == (32, (4, 4), 128, 3)
+    assert (a4.n_heads, a4.head_dims, a4.d_model, a4.encoder_layers) == (32, (2, 2), 64, 3)
     # absolute rows: the paper's values on top of this base, its other values kept
     runs = dict(plan(params, {}, ["A4", "D2"], False, "t3"))
     a4 = params_from_dict(applied(params, runs["t3-A4"])).model
