@@ -41,7 +41,7 @@ DEFAULT_REPORT = Path("reports/table3.md")
 # to 2, N 1, 2 and 4), trained for 300 steps of 1024 tokens, one thread per experiment;
 # single models as in the paper's Table 3 (no checkpoint averaging); a 300-line dev set
 # and a 100-line test set, since decoding is a large part of a short run. The 19
-# experiments take 30-45 minutes on two CPU cores (README, Table 3 at demo scale).
+# experiments took 25 minutes with --jobs 2 on two busy CPU cores (README, Table 3).
 DEMO_SCALE: dict[str, Any] = {
     "data.demo.dev_pairs": 300,
     "data.demo.test_pairs": 100,

@@ -35,6 +35,7 @@ from aiayn.paper import (
     scaled_change,
     select_rows,
     settings,
+    table2_bleu,
     terms_of,
 )
 from aiayn.table3 import DEMO_SCALE, applied, parse_set, plan
@@ -191,8 +192,17 @@ def _run_files(tmp_path: Path, cfg: ModelConfig) -> RunResult:
             "dev": {"ppl": 4.81},
         },
     )
-    scores = _write(tmp_path / "m.json", {"dev": {"bleu_tok": 26.03}, "test": {"bleu_tok": 27.71}})
+    scores = _write(
+        tmp_path / "m.json",
+        {"dev": {"bleu_tok": 26.03}, "test": {"bleu_tok": 26.2, "bleu_tok_t2t_ref": 27.71}},
+    )
     return run_result_from_files("run", model, train, scores, 0.1, "wmt14")
+
+
+def test_table2_bleu_is_the_t2t_reference_figure_else_bleu_tok():
+    assert table2_bleu({"test": {"bleu_tok": 26.2, "bleu_tok_t2t_ref": 27.7}}) == 27.7
+    assert table2_bleu({"test": {"bleu_tok": 26.2}}) == 26.2  # metrics from before it
+    assert table2_bleu({"dev": {"bleu_tok": 26.2}}) is None
 
 
 def test_run_report_puts_the_paper_beside_the_run(tmp_path):
