@@ -302,6 +302,7 @@ def run_result_from_files(
         test_bleu=table2_bleu(scores),
         tokens=_get(train, "train", "tokens"),
         flops=_get(train, "train", "flops"),
+        extra={"averaged": meta.get("steps")},
     )
 
 
@@ -517,12 +518,22 @@ def render_run(run: RunResult) -> str:
             f"This configuration is no row of the paper's Table 3; it differs from the base "
             f"model in {differences(run.terms)}."
         )
-    lines += [
-        "The paper's Table 3 decodes single models (no checkpoint averaging); ours averages "
-        "the last `average.last` checkpoints. Dev perplexity is that of the last checkpoint.",
-        "",
-    ]
+    lines += [averaging_note(run.extra.get("averaged")), ""]
     return "\n".join(lines)
+
+
+def averaging_note(steps: Any) -> str:
+    """What the decoded model is, against the paper's Table 3 (single models); ``steps``:
+    the averaged checkpoints' steps from model.json."""
+    paper = "The paper's Table 3 decodes single models (no checkpoint averaging); "
+    last = "Dev perplexity is that of the last checkpoint."
+    if not isinstance(steps, list) or not steps:
+        return paper + f"ours averages the last `average.last` checkpoints. {last}"
+    if len(steps) == 1:
+        return paper + f"so does this run (the checkpoint of step {steps[0]}). {last}"
+    return paper + (
+        f"this run averages {len(steps)} checkpoints (steps {steps[0]}-{steps[-1]}). {last}"
+    )
 
 
 def render_grid(results: dict[str, RunResult], prefix: str, source: str = "dvc exp show") -> str:

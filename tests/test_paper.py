@@ -26,6 +26,7 @@ from aiayn.paper import (
     ROWS,
     TABLE2,
     RunResult,
+    averaging_note,
     matching_row,
     paper_terms,
     render_grid,
@@ -183,7 +184,10 @@ def _write(path: Path, data: dict) -> Path:
 
 
 def _run_files(tmp_path: Path, cfg: ModelConfig) -> RunResult:
-    model = _write(tmp_path / "model.json", {"model_config": to_dict(cfg), "vocab_size": 37000})
+    model = _write(
+        tmp_path / "model.json",
+        {"model_config": to_dict(cfg), "vocab_size": 37000, "steps": [95000, 97500, 100000]},
+    )
     train = _write(
         tmp_path / "train.json",
         {
@@ -218,6 +222,13 @@ def test_run_report_puts_the_paper_beside_the_run(tmp_path):
     assert cells[11:] == ["4.81", "4.92", "26.0", "25.8", "63.08", "65"]
     assert PPL_NOTE in text and "2,500,000,000 target tokens" in text
     assert "paper big" in text and "paper base" not in text  # the base is this run's line
+    assert "this run averages 3 checkpoints (steps 95000-100000)" in text
+
+
+def test_averaging_note_says_what_was_decoded():
+    assert "so does this run (the checkpoint of step 300)" in averaging_note([300])
+    assert "averages 2 checkpoints (steps 200-300)" in averaging_note([200, 300])
+    assert "the last `average.last` checkpoints" in averaging_note(None)
 
 
 def test_run_report_of_a_configuration_outside_table_3(tmp_path):
