@@ -273,6 +273,19 @@ def table2_bleu(scores: dict) -> float | None:
     return value if value is not None else _get(scores, "test", "bleu_tok")
 
 
+def measured(train: dict, scores: dict) -> dict[str, Any]:
+    """RunResult's measurements from the train stage's dvclive ``metrics.json`` and the
+    score stage's ``metrics.json`` (both as dicts; a missing value is None)."""
+    return {
+        "steps": _get(train, "step"),
+        "dev_ppl": _get(train, "dev", "ppl"),
+        "dev_bleu": _get(scores, "dev", "bleu_tok"),
+        "test_bleu": table2_bleu(scores),
+        "tokens": _get(train, "train", "tokens"),
+        "flops": _get(train, "train", "flops"),
+    }
+
+
 def run_result_from_files(
     name: str,
     model_json: Path,
@@ -296,12 +309,7 @@ def run_result_from_files(
         vocab_size=vocab,
         label_smoothing=label_smoothing,
         source=source,
-        steps=_get(train, "step"),
-        dev_ppl=_get(train, "dev", "ppl"),
-        dev_bleu=_get(scores, "dev", "bleu_tok"),
-        test_bleu=table2_bleu(scores),
-        tokens=_get(train, "train", "tokens"),
-        flops=_get(train, "train", "flops"),
+        **measured(train, scores),
         extra={"averaged": meta.get("steps")},
     )
 
@@ -337,12 +345,7 @@ def run_result_from_exp(rev: dict) -> RunResult | None:
         vocab_size=int(_get(params, "tokenizer", "vocab_size") or 0),
         label_smoothing=float(_get(params, "train", "label_smoothing") or 0.0),
         source=str(_get(params, "data", "source") or "?"),
-        steps=_get(train, "step"),
-        dev_ppl=_get(train, "dev", "ppl"),
-        dev_bleu=_get(scores, "dev", "bleu_tok"),
-        test_bleu=table2_bleu(scores),
-        tokens=_get(train, "train", "tokens"),
-        flops=_get(train, "train", "flops"),
+        **measured(train, scores),
         extra={"rev": rev.get("rev")},
     )
 

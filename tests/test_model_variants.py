@@ -12,6 +12,8 @@ import json
 
 import pytest
 import torch
+from decode_fakes import assert_same_hypotheses
+from test_model import TINY, V
 from train_support import make_shards, tiny_params
 
 from aiayn.config import ModelConfig, params_from_dict, to_dict
@@ -19,20 +21,7 @@ from aiayn.errors import ConfigError
 from aiayn.model import PAD, Transformer, count_parameters, parameter_formula
 from aiayn.model_info import parameter_breakdown
 
-V = 50
-BASE = ModelConfig(
-    encoder_layers=2,
-    decoder_layers=2,
-    d_model=32,
-    d_ff=64,
-    n_heads=4,
-    dropout=0.0,
-    attention_dropout=0.0,
-    activation_dropout=0.0,
-    norm="post",
-    tie_embeddings=True,
-    max_positions=64,
-)
+BASE = TINY  # 2 + 2 layers, d_model 32, 4 heads, no dropout, post-norm, tied
 OPTIONS = {
     "B: smaller d_k": {"d_k": 2},  # d_v stays d_model / h = 8
     "A: one head": {"n_heads": 1, "d_k": 32, "d_v": 32},
@@ -138,10 +127,7 @@ def test_beam_search_with_the_cache_equals_full_recompute(changes):
     kw = dict(beam_size=4, alpha=0.6, beta=0.3, nbest=2)
     cached = search(model, src, max_len, cache=True, **kw)
     full = search(model, src, max_len, cache=False, **kw)
-    assert [[h.tokens for h in x] for x in cached] == [[h.tokens for h in x] for x in full]
-    for x, y in zip(cached, full, strict=True):
-        for h1, h2 in zip(x, y, strict=True):
-            assert h1.score == pytest.approx(h2.score, abs=1e-5)
+    assert_same_hypotheses(cached, full)
     assert len({len(h.tokens) for x in cached for h in x}) > 1  # finishing at different steps
 
 
