@@ -72,9 +72,21 @@ def _check_same(ref: dict, ref_path: Path, ckpt: dict, path: Path) -> None:
                 f"parameter {key!r} has shape {tuple(a[key])} in {ref_path} but "
                 f"{tuple(b[key])} in {path}"
             )
-    for key in ("model_config", "vocab_size"):
-        if ref[key] != ckpt[key]:
-            raise DataError(f"{key} differs between {ref_path} and {path}")
+    if _complete(ref["model_config"]) != _complete(ckpt["model_config"]):
+        raise DataError(f"model_config differs between {ref_path} and {path}")
+    if ref["vocab_size"] != ckpt["vocab_size"]:
+        raise DataError(f"vocab_size differs between {ref_path} and {path}")
+
+
+def _complete(model_config: dict) -> dict:
+    """A checkpoint's model_config with the keys added since it was written at their
+    defaults (which behave as before), so that a resumed older run still averages."""
+    from aiayn.config import ModelConfig, to_dict
+
+    try:
+        return to_dict(ModelConfig(**model_config))
+    except TypeError:  # unknown keys: compare as stored
+        return model_config
 
 
 def average_state_dicts(chosen: list[tuple[int, Path]]) -> tuple[dict, dict]:

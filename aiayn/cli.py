@@ -41,6 +41,12 @@ for _name, _target in COMMANDS:
     _module, _func = _target.split(":")
     app.command(_name)(getattr(importlib.import_module(_module), _func))
 
+# Command groups: (name, "module:typer app").
+GROUPS: list[tuple[str, str]] = [("table3", "aiayn.table3:app")]
+for _name, _target in GROUPS:
+    _module, _app = _target.split(":")
+    app.add_typer(getattr(importlib.import_module(_module), _app), name=_name)
+
 
 @app.command("params")
 def show_params(

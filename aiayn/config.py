@@ -158,13 +158,31 @@ class ModelConfig:
     decoder_layers: int = param(6, ge=1, help="N for the decoder")
     d_model: int = param(512, ge=8, help="model width")
     d_ff: int = param(2048, ge=1, help="inner size of the position-wise feed-forward")
-    n_heads: int = param(8, ge=1, help="attention heads h; d_model must divide by h")
+    n_heads: int = param(
+        8, ge=1, help="attention heads h; d_model must divide by h unless d_k and d_v are set"
+    )
+    d_k: int = param(0, ge=0, help="query and key size per head (0: d_model / n_heads)")
+    d_v: int = param(0, ge=0, help="value size per head (0: d_model / n_heads)")
     dropout: float = param(0.1, ge=0.0, lt=1.0, help="P_drop on sub-layer outputs, embeddings")
     attention_dropout: float = param(0.0, ge=0.0, lt=1.0, help="dropout on attention weights")
     activation_dropout: float = param(0.0, ge=0.0, lt=1.0, help="dropout after the FFN ReLU")
     norm: Literal["post", "pre"] = param("post", help="post-norm (paper) or pre-norm")
     tie_embeddings: bool = param(True, help="one matrix: src/tgt embeddings + softmax weights")
+    positional: Literal["sinusoidal", "learned"] = param(
+        "sinusoidal", help="sinusoidal encodings (3.5) or learned position embeddings"
+    )
     max_positions: int = param(1024, ge=2, help="longest sequence the position table covers")
+
+    @property
+    def head_dims(self) -> tuple[int, int]:
+        """(d_k, d_v) per head: ``d_k``/``d_v`` when set, else d_model / n_heads (3.2.2)."""
+        even = self.d_model // self.n_heads
+        return self.d_k or even, self.d_v or even
+
+    @property
+    def heads_divide(self) -> bool:
+        """Whether the head sizes are set or n_heads divides d_model (else no d_k/d_v)."""
+        return bool(self.d_k and self.d_v) or self.d_model % self.n_heads == 0
 
 
 @dataclass
@@ -418,9 +436,11 @@ def _build(cls: type, data: Any, prefix: str, where: _Where) -> Any:
 def _validate(p: Params, where: _Where) -> None:
     """Checks that span keys or sections."""
     m = p.model
-    if m.d_model % m.n_heads:
+    if not m.heads_divide:
         raise where.error(
-            "model.n_heads", f"must divide model.d_model={m.d_model}; got {m.n_heads}"
+            "model.n_heads",
+            f"must divide model.d_model={m.d_model}; got {m.n_heads} (or set both model.d_k "
+            "and model.d_v, whose 0 means d_model / n_heads)",
         )
     if p.average.last > p.train.keep_last:
         raise where.error(

@@ -33,6 +33,11 @@ from a zero vector and drops the last vocabulary entry as Marian's ``<pad>``), a
 
 Every export checks itself before it is moved into place: the exported model's logits on a
 few sentences must equal aiayn's within :data:`TOLERANCE`.
+
+Two of Table 3's variations have no counterpart in Marian or Pegasus and are refused before
+anything is written (:func:`check_exportable`): learned positions (row E; both recompute a
+sinusoid table) and heads whose d_k or d_v differ from d_model / h (rows A-C with explicit
+``model.d_k``/``model.d_v``; both derive the head size from d_model and h).
 """
 
 from __future__ import annotations
@@ -72,10 +77,33 @@ def _log(msg: str) -> None:
 # ----------------------------------------------------------------------------- config
 
 
+def check_exportable(cfg: ModelConfig, where: str = "") -> None:
+    """A one-line ``ConfigError`` (prefixed by ``where``) for a model Marian and Pegasus
+    cannot compute: learned positions, or heads other than d_k = d_v = d_model / h."""
+    prefix = f"{where}: " if where else ""
+    if cfg.positional != "sinusoidal":
+        raise ConfigError(
+            f"{prefix}model.positional: {cfg.positional} cannot be exported: Marian and Pegasus "
+            "(transformers, CTranslate2) have sinusoidal positions only; export a model "
+            "trained with model.positional: sinusoidal"
+        )
+    d_k, d_v = cfg.head_dims
+    if d_k != d_v or cfg.n_heads * d_k != cfg.d_model:
+        raise ConfigError(
+            f"{prefix}heads of d_k={d_k}, d_v={d_v} (model.n_heads={cfg.n_heads}, "
+            f"model.d_model={cfg.d_model}) cannot be exported: Marian and Pegasus "
+            "(transformers, CTranslate2) have d_k = d_v = d_model / n_heads; export a model "
+            "trained with model.d_k and model.d_v 0"
+        )
+
+
 def hf_config(cfg: ModelConfig, vocab_size: int, **overrides: Any):
     """The ``transformers`` config of a model with ``cfg``'s dimensions: a ``MarianConfig``
-    for post-norm, a ``PegasusConfig`` for pre-norm; ``overrides`` on top."""
+    for post-norm, a ``PegasusConfig`` for pre-norm; ``overrides`` on top.
+    :func:`check_exportable` first."""
     from transformers import MarianConfig, PegasusConfig
+
+    check_exportable(cfg)
 
     common = dict(
         vocab_size=vocab_size,
@@ -316,10 +344,11 @@ def check_export(model: Transformer, hf, src, tgt_in, what: str) -> float:
 
 
 def _load(model_dir: Path):
-    """The averaged model (fp32, CPU, eval) and its tokenizer."""
+    """The averaged model (fp32, CPU, eval) and its tokenizer; :func:`check_exportable`."""
     from aiayn.decode.translator import Translator
 
     t = Translator.load(model_dir, device="cpu", precision="fp32")
+    check_exportable(t.model.cfg, str(Path(model_dir) / "model.json"))
     return t.model, t.tokenizer
 
 

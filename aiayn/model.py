@@ -2,10 +2,13 @@
 
 One file, read top to bottom:
 
-- :func:`sinusoid_table`: the positional encodings of section 3.5 (a buffer, not learned).
+- :func:`sinusoid_table`: the positional encodings of section 3.5 (a buffer, not learned);
+  ``model.positional: learned`` replaces them by trained tables (Table 3, row E).
 - :class:`SelfAttention`, :class:`CrossAttention`: multi-head scaled dot-product attention
   (3.2.1, 3.2.2) through ``F.scaled_dot_product_attention``; self-attention projects Q, K
   and V with one fused matrix, cross-attention projects K and V of the encoder output once.
+  Heads have d_k = d_v = d_model / h unless ``model.d_k``/``model.d_v`` say otherwise
+  (Table 3, rows A-C): Q and K are h d_k wide, V is h d_v wide, W^O maps h d_v to d_model.
 - :class:`FeedForward`: the position-wise feed-forward network (3.3).
 - :class:`EncoderLayer`, :class:`DecoderLayer`: sub-layers with residual dropout and layer
   normalisation (5.4), post-norm as in the paper (``x = LayerNorm(x + Dropout(Sublayer(x)))``)
@@ -28,7 +31,8 @@ to attend everywhere instead, so no NaN can appear).
 Initialisation (documented in :meth:`Transformer.reset_parameters`): Xavier uniform for
 every projection (each of the fused Q/K/V blocks on its own), zero biases, embeddings and an
 untied output projection N(0, d_model^-0.5) so that the sqrt(d_model)-scaled embeddings have
-unit variance (as fairseq and tensor2tensor do), LayerNorm weight 1 and bias 0.
+unit variance (as fairseq and tensor2tensor do), learned position tables N(0, d_model^-0.5)
+(as fairseq's learned positions), LayerNorm weight 1 and bias 0.
 """
 
 from __future__ import annotations
@@ -130,13 +134,13 @@ class Dropout(nn.Module):
 
 
 def split_heads(x: Tensor, n_heads: int) -> Tensor:
-    """(B, T, D) -> (B, h, T, D/h), a view."""
+    """(B, T, h d) -> (B, h, T, d), a view."""
     B, T, D = x.shape
     return x.view(B, T, n_heads, D // n_heads).transpose(1, 2)
 
 
 def merge_heads(x: Tensor) -> Tensor:
-    """(B, h, T, d_k) -> (B, T, h * d_k): the Concat(head_1, ..., head_h) of 3.2.2."""
+    """(B, h, T, d_v) -> (B, T, h * d_v): the Concat(head_1, ..., head_h) of 3.2.2."""
     B, h, T, dk = x.shape
     return x.transpose(1, 2).reshape(B, T, h * dk)
 
@@ -144,22 +148,23 @@ def merge_heads(x: Tensor) -> Tensor:
 class KVCache:
     """Self-attention keys and values of the positions decoded so far, for one decoder layer.
 
-    Held in buffers of shape (B, h, capacity, d_k) whose capacity doubles when full, so a
-    decoding step writes one position instead of copying the whole past.
+    Held in buffers of shape (B, h, capacity, d_k) and (B, h, capacity, d_v) whose capacity
+    doubles when full, so a decoding step writes one position instead of copying the past.
     """
 
     def __init__(self, capacity: int = 32):
         self.k: Tensor | None = None  # (B, h, capacity, d_k)
-        self.v: Tensor | None = None  # (B, h, capacity, d_k)
+        self.v: Tensor | None = None  # (B, h, capacity, d_v)
         self.length = 0
         self._initial = max(1, capacity)
 
     def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """Add one position, k and v (B, h, 1, d_k); return all keys and values (B, h, t+1, d_k)."""
+        """Add one position, k (B, h, 1, d_k) and v (B, h, 1, d_v); return all keys
+        (B, h, t+1, d_k) and values (B, h, t+1, d_v)."""
         if self.k is None:
             B, h, _, dk = k.shape
             self.k = k.new_empty(B, h, self._initial, dk)
-            self.v = v.new_empty(B, h, self._initial, dk)
+            self.v = v.new_empty(B, h, self._initial, v.size(-1))
         elif self.length == self.k.size(2):
             self.k, self.v = _doubled(self.k), _doubled(self.v)
         t = self.length
@@ -180,7 +185,7 @@ class KVCache:
         if self.k is None:
             return
         B = self.k.size(0)
-        k2, v2 = self.k.view(B, -1), self.v.view(B, -1)  # (B, h capacity d_k)
+        k2, v2 = self.k.view(B, -1), self.v.view(B, -1)  # (B, h capacity d_k|d_v)
         if index.size(0) == B:
             moved = index.ne(torch.arange(B, device=index.device)).nonzero().squeeze(1)  # (m,)
             if moved.numel() == 0:
@@ -190,13 +195,13 @@ class KVCache:
                 k2.index_copy_(0, moved, k2.index_select(0, source))
                 v2.index_copy_(0, moved, v2.index_select(0, source))
                 return
-        shape = (index.size(0), *self.k.shape[1:])  # (B', h, capacity, d_k)
-        self.k = k2.index_select(0, index).view(shape)
-        self.v = v2.index_select(0, index).view(shape)
+        n = index.size(0)
+        self.k = k2.index_select(0, index).view(n, *self.k.shape[1:])  # (B', h, capacity, d_k)
+        self.v = v2.index_select(0, index).view(n, *self.v.shape[1:])  # (B', h, capacity, d_v)
 
 
 def _doubled(buffer: Tensor) -> Tensor:
-    """A (B, h, 2 capacity, d_k) buffer whose first half is ``buffer`` (B, h, capacity, d_k)."""
+    """A (B, h, 2 capacity, d) buffer whose first half is ``buffer`` (B, h, capacity, d)."""
     B, h, capacity, dk = buffer.shape
     grown = buffer.new_empty(B, h, 2 * capacity, dk)
     grown[:, :, :capacity] = buffer
@@ -214,8 +219,8 @@ def attend(
 ) -> Tensor:
     """Scaled dot-product attention (3.2.1): softmax(Q K^T / sqrt(d_k)) V.
 
-    q (B, h, T, d_k), k and v (B, h, S, d_k), mask (B, 1, 1, S) bool (True: may attend) or
-    None; returns (B, h, T, d_k).
+    q (B, h, T, d_k), k (B, h, S, d_k), v (B, h, S, d_v), mask (B, 1, 1, S) bool (True: may
+    attend) or None; returns (B, h, T, d_v).
 
     Under bf16 autocast on CPU the attention itself runs in float32: PyTorch's CPU bf16
     attention backward is many times slower than float32, while the projections around it
@@ -266,7 +271,7 @@ def _explicit_is_faster(q: Tensor, dropout: float) -> bool:
 def explicit_attention(
     q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, is_causal: bool, dropout: float
 ) -> tuple[Tensor, Tensor]:
-    """softmax(Q K^T / sqrt(d_k)) V written out: (A V in q's dtype (B, h, T, d_k), A).
+    """softmax(Q K^T / sqrt(d_k)) V written out: (A V in q's dtype (B, h, T, d_v), A).
 
     Same arguments and result (up to float rounding) as the fused kernel. A (B, h, T, S) is
     float32 whatever the autocast, so every row sums to 1 to float32 precision.
@@ -282,7 +287,7 @@ def explicit_attention(
             scores = scores.masked_fill(~mask, float("-inf"))
         weights = scores.softmax(dim=-1)  # (B, h, T, S)
         used = F.dropout(weights, dropout, True) if dropout > 0.0 else weights
-        return (used @ v.float()).to(q.dtype), weights  # (B, h, T, d_k), (B, h, T, S)
+        return (used @ v.float()).to(q.dtype), weights  # (B, h, T, d_v), (B, h, T, S)
 
 
 def attend_with_weights(
@@ -304,17 +309,22 @@ def attend_with_weights(
 class SelfAttention(nn.Module):
     """Multi-head self-attention (3.2.2), Q, K and V from one fused projection.
 
-    ``qkv`` stacks W^Q, W^K and W^V of all heads, (3 D, D); ``out`` is W^O, (D, D).
+    ``qkv`` stacks W^Q, W^K and W^V of all heads, (2 h d_k + h d_v, D); ``out`` is W^O,
+    (D, h d_v). With the paper's d_k = d_v = D / h these are (3 D, D) and (D, D).
     """
 
-    def __init__(self, d_model: int, n_heads: int, attention_dropout: float):
+    def __init__(self, d_model: int, n_heads: int, d_k: int, d_v: int, attention_dropout: float):
         super().__init__()
-        self.n_heads = n_heads
-        self.d_head = d_model // n_heads
+        self.n_heads, self.d_k, self.d_v = n_heads, d_k, d_v
         self.attention_dropout = attention_dropout
-        self.qkv = nn.Linear(d_model, 3 * d_model)
-        self.out = nn.Linear(d_model, d_model)
+        self.qkv = nn.Linear(d_model, n_heads * (2 * d_k + d_v))
+        self.out = nn.Linear(n_heads * d_v, d_model)
         self.record: list[Tensor] | None = None  # a list: keep the softmax weights (capture)
+
+    def blocks(self) -> list[int]:
+        """Rows of W^Q, W^K, W^V in the fused ``qkv`` weight."""
+        h = self.n_heads
+        return [h * self.d_k, h * self.d_k, h * self.d_v]
 
     def forward(
         self,
@@ -330,15 +340,20 @@ class SelfAttention(nn.Module):
         cache and attend over every cached position.
         """
         B, T, D = x.shape
-        qkv = self.qkv(x).view(B, T, 3, self.n_heads, self.d_head)  # (B, T, 3, h, d_k)
-        # Views, no copies; unbinding dim 2 lets backward stack the gradients straight
-        # into the (B, T, 3, h, d_k) layout of the projection's output.
-        q, k, v = (t.transpose(1, 2) for t in qkv.unbind(2))  # 3 x (B, h, T, d_k)
+        h = self.n_heads
+        if self.d_k == self.d_v:
+            qkv = self.qkv(x).view(B, T, 3, h, self.d_k)  # (B, T, 3, h, d_k)
+            # Views, no copies; unbinding dim 2 lets backward stack the gradients straight
+            # into the (B, T, 3, h, d_k) layout of the projection's output.
+            q, k, v = (t.transpose(1, 2) for t in qkv.unbind(2))  # 3 x (B, h, T, d_k)
+        else:
+            parts = self.qkv(x).split(self.blocks(), dim=-1)  # (B, T, h d_k) x 2, (B, T, h d_v)
+            q, k, v = (t.view(B, T, h, -1).transpose(1, 2) for t in parts)  # (B, h, T, d_k|d_v)
         if cache is not None:
             k, v = cache.append(k, v)  # (B, h, t, d_k): the past and this position
             mask, is_causal = None, False
         dropout = self.attention_dropout if self.training else 0.0
-        y = attend(q, k, v, mask, is_causal, dropout, self.record)  # (B, h, T, d_k)
+        y = attend(q, k, v, mask, is_causal, dropout, self.record)  # (B, h, T, d_v)
         return self.out(merge_heads(y))  # (B, T, D)
 
 
@@ -346,21 +361,29 @@ class CrossAttention(nn.Module):
     """Encoder-decoder attention (3.2.3): queries from the decoder, keys and values from the
     encoder output, projected once per sentence by :meth:`project_kv`."""
 
-    def __init__(self, d_model: int, n_heads: int, attention_dropout: float):
+    def __init__(self, d_model: int, n_heads: int, d_k: int, d_v: int, attention_dropout: float):
         super().__init__()
-        self.n_heads = n_heads
-        self.d_head = d_model // n_heads
+        self.n_heads, self.d_k, self.d_v = n_heads, d_k, d_v
         self.attention_dropout = attention_dropout
-        self.q = nn.Linear(d_model, d_model)  # W^Q
-        self.kv = nn.Linear(d_model, 2 * d_model)  # W^K and W^V, stacked
-        self.out = nn.Linear(d_model, d_model)  # W^O
+        self.q = nn.Linear(d_model, n_heads * d_k)  # W^Q
+        self.kv = nn.Linear(d_model, n_heads * (d_k + d_v))  # W^K and W^V, stacked
+        self.out = nn.Linear(n_heads * d_v, d_model)  # W^O
         self.record: list[Tensor] | None = None  # a list: keep the softmax weights (capture)
 
+    def blocks(self) -> list[int]:
+        """Rows of W^K and W^V in the fused ``kv`` weight."""
+        return [self.n_heads * self.d_k, self.n_heads * self.d_v]
+
     def project_kv(self, memory: Tensor) -> tuple[Tensor, Tensor]:
-        """memory (B, S, D) -> keys and values, each (B, h, S, d_k)."""
+        """memory (B, S, D) -> keys (B, h, S, d_k) and values (B, h, S, d_v)."""
         B, S, D = memory.shape
-        kv = self.kv(memory).view(B, S, 2, self.n_heads, self.d_head)  # (B, S, 2, h, d_k)
-        k, v = (t.transpose(1, 2) for t in kv.unbind(2))  # 2 x (B, h, S, d_k), views
+        h = self.n_heads
+        if self.d_k == self.d_v:
+            kv = self.kv(memory).view(B, S, 2, h, self.d_k)  # (B, S, 2, h, d_k)
+            k, v = (t.transpose(1, 2) for t in kv.unbind(2))  # 2 x (B, h, S, d_k), views
+        else:
+            parts = self.kv(memory).split(self.blocks(), dim=-1)  # (B, S, h d_k), (B, S, h d_v)
+            k, v = (t.view(B, S, h, -1).transpose(1, 2) for t in parts)  # (B, h, S, d_k|d_v)
         return k, v
 
     def forward(self, x: Tensor, kv: tuple[Tensor, Tensor], mask: Tensor | None) -> Tensor:
@@ -374,16 +397,16 @@ class CrossAttention(nn.Module):
         n = kv[0].size(0)
         B, h, T, dk = q.shape
         if n == B:
-            y = attend(q, kv[0], kv[1], mask, False, dropout, self.record)  # (B, h, T, d_k)
+            y = attend(q, kv[0], kv[1], mask, False, dropout, self.record)  # (B, h, T, d_v)
             return self.out(merge_heads(y))  # (B, T, D)
         b = B // n
         q = q.view(n, b, h, T, dk).transpose(1, 2).reshape(n, h, b * T, dk)  # (n, h, b T, d_k)
         record = None if self.record is None else []
-        y = attend(q, kv[0], kv[1], mask, False, dropout, record)  # (n, h, b T, d_k)
+        y = attend(q, kv[0], kv[1], mask, False, dropout, record)  # (n, h, b T, d_v)
         if record:  # the weights of each beam row, as if kv had been repeated per beam
             w = record[0]  # (n, h, b T, S)
             self.record.append(w.view(n, h, b, T, -1).transpose(1, 2).reshape(B, h, T, -1))
-        y = y.view(n, h, b, T, dk).transpose(1, 2).reshape(B, h, T, dk)  # (B, h, T, d_k)
+        y = y.view(n, h, b, T, -1).transpose(1, 2).reshape(B, h, T, -1)  # (B, h, T, d_v)
         return self.out(merge_heads(y))  # (B, T, D)
 
 
@@ -410,7 +433,7 @@ class EncoderLayer(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         D = cfg.d_model
-        self.self_attn = SelfAttention(D, cfg.n_heads, cfg.attention_dropout)
+        self.self_attn = SelfAttention(D, cfg.n_heads, *cfg.head_dims, cfg.attention_dropout)
         self.ffn = FeedForward(D, cfg.d_ff, cfg.activation_dropout)
         self.norm1 = nn.LayerNorm(D)
         self.norm2 = nn.LayerNorm(D)
@@ -435,8 +458,8 @@ class DecoderLayer(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         D = cfg.d_model
-        self.self_attn = SelfAttention(D, cfg.n_heads, cfg.attention_dropout)
-        self.cross_attn = CrossAttention(D, cfg.n_heads, cfg.attention_dropout)
+        self.self_attn = SelfAttention(D, cfg.n_heads, *cfg.head_dims, cfg.attention_dropout)
+        self.cross_attn = CrossAttention(D, cfg.n_heads, *cfg.head_dims, cfg.attention_dropout)
         self.ffn = FeedForward(D, cfg.d_ff, cfg.activation_dropout)
         self.norm1 = nn.LayerNorm(D)
         self.norm2 = nn.LayerNorm(D)
@@ -452,7 +475,7 @@ class DecoderLayer(nn.Module):
         cache: KVCache | None = None,
     ) -> Tensor:
         """x (B, T, D) -> (B, T, D); memory_kv from ``cross_attn.project_kv`` (B, h, S, d_k)
-        each; memory_mask (B, 1, 1, S) bool or None. With ``cache`` (T == 1), one decoding
+        and (B, h, S, d_v); memory_mask (B, 1, 1, S) bool or None. With ``cache`` (T == 1), one decoding
         step that attends over the cached positions."""
 
         def self_attn(y: Tensor) -> Tensor:
@@ -505,8 +528,8 @@ class DecoderState:
 
     src_pad: Tensor  # (n, S) bool, True at padding
     mask: Tensor | None  # (n, 1, 1, S) bool key mask or None
-    cross_kv: list[tuple[Tensor, Tensor]]  # per layer: keys, values (n, h, S, d_k)
-    self_kv: list[KVCache]  # per layer: self-attention keys/values (B, h, length, d_k)
+    cross_kv: list[tuple[Tensor, Tensor]]  # per layer: keys (n, h, S, d_k), values (.., d_v)
+    self_kv: list[KVCache]  # per layer: self-attention keys/values (B, h, length, d_k|d_v)
     length: int = 0
     beams: int = 1  # decoder rows per sentence
 
@@ -586,9 +609,10 @@ class Transformer(nn.Module):
 
     def __init__(self, cfg: ModelConfig, vocab_size: int):
         super().__init__()
-        if cfg.d_model % cfg.n_heads:
+        if not cfg.heads_divide:
             raise ConfigError(
-                f"model.n_heads must divide model.d_model={cfg.d_model}; got {cfg.n_heads}"
+                f"model.n_heads must divide model.d_model={cfg.d_model}; got {cfg.n_heads} "
+                "(or set both model.d_k and model.d_v)"
             )
         if vocab_size < 1:
             raise ConfigError(f"vocabulary size must be >= 1; got {vocab_size}")
@@ -604,7 +628,14 @@ class Transformer(nn.Module):
             self.tgt_embed = nn.Embedding(vocab_size, D, padding_idx=PAD)
             self.out_proj = nn.Linear(D, vocab_size, bias=False)
         self.embed_scale = math.sqrt(D)
-        self.register_buffer("positions", sinusoid_table(cfg.max_positions, D), persistent=False)
+        if cfg.positional == "learned":
+            # One trained table per side (as fairseq and tensor2tensor), (max_positions, D).
+            self.src_positions = nn.Parameter(torch.empty(cfg.max_positions, D))
+            self.tgt_positions = nn.Parameter(torch.empty(cfg.max_positions, D))
+        else:
+            self.register_buffer(
+                "positions", sinusoid_table(cfg.max_positions, D), persistent=False
+            )
         self.embed_drop = Dropout(cfg.dropout)
         self.encoder = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.encoder_layers))
         self.decoder = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.decoder_layers))
@@ -617,8 +648,10 @@ class Transformer(nn.Module):
 
     def reset_parameters(self) -> None:
         """Xavier uniform for projections (each fused Q/K/V block separately, as if they
-        were separate d_model x d_model matrices), zero biases; embeddings and an untied
-        output projection N(0, d_model^-0.5) with the padding row zero; LayerNorm 1 and 0."""
+        were separate matrices), zero biases; embeddings and an untied output projection
+        N(0, d_model^-0.5) with the padding row zero; LayerNorm 1 and 0; learned position
+        tables N(0, d_model^-0.5) (after everything else, so that the other weights are
+        drawn exactly as with sinusoids)."""
         std = self.cfg.d_model**-0.5
         for module in self.modules():
             if isinstance(module, nn.Linear):
@@ -635,10 +668,13 @@ class Transformer(nn.Module):
         for module in self.modules():
             if isinstance(module, SelfAttention | CrossAttention):
                 fused = module.qkv if isinstance(module, SelfAttention) else module.kv
-                for block in fused.weight.split(self.cfg.d_model, dim=0):  # (D, D) each
+                for block in fused.weight.split(module.blocks(), dim=0):  # (h d_k|h d_v, D)
                     nn.init.xavier_uniform_(block)
         if not self.cfg.tie_embeddings:
             nn.init.normal_(self.out_proj.weight, std=std)
+        if self.cfg.positional == "learned":
+            nn.init.normal_(self.src_positions, std=std)
+            nn.init.normal_(self.tgt_positions, std=std)
 
     def _src_embedding(self) -> nn.Embedding:
         return self.embed if self.cfg.tie_embeddings else self.src_embed
@@ -646,21 +682,32 @@ class Transformer(nn.Module):
     def _tgt_embedding(self) -> nn.Embedding:
         return self.embed if self.cfg.tie_embeddings else self.tgt_embed
 
+    def _src_positions(self) -> Tensor:
+        """(max_positions, D): the sinusoids, or the learned source table."""
+        return self.positions if self.cfg.positional == "sinusoidal" else self.src_positions
+
+    def _tgt_positions(self) -> Tensor:
+        """(max_positions, D): the sinusoids, or the learned target table."""
+        return self.positions if self.cfg.positional == "sinusoidal" else self.tgt_positions
+
     def output_weight(self) -> Tensor:
         """The pre-softmax projection (V, D); the shared embedding matrix when tied."""
         return self.embed.weight if self.cfg.tie_embeddings else self.out_proj.weight
 
     # -- pieces
 
-    def _embed(self, tokens: Tensor, table: nn.Embedding, offset: int = 0) -> Tensor:
-        """tokens (B, T) -> Dropout(Embedding * sqrt(D) + PE[offset : offset + T]), (B, T, D)."""
+    def _embed(
+        self, tokens: Tensor, table: nn.Embedding, positions: Tensor, offset: int = 0
+    ) -> Tensor:
+        """tokens (B, T) -> Dropout(Embedding * sqrt(D) + PE[offset : offset + T]), (B, T, D);
+        ``positions`` (max_positions, D) is PE."""
         T = tokens.size(1)
         if offset + T > self.cfg.max_positions:
             raise AiaynError(
                 f"sequence of {offset + T} tokens is longer than "
                 f"model.max_positions={self.cfg.max_positions}"
             )
-        x = table(tokens) * self.embed_scale + self.positions[offset : offset + T]  # (B, T, D)
+        x = table(tokens) * self.embed_scale + positions[offset : offset + T]  # (B, T, D)
         return self.embed_drop(x)
 
     def _logits(self, h: Tensor) -> Tensor:
@@ -675,7 +722,7 @@ class Transformer(nn.Module):
         """src (B, S) token ids -> EncoderOut(memory (B, S, D), src_pad (B, S), mask)."""
         src_pad = src.eq(PAD)  # (B, S)
         mask = key_mask(src_pad)  # (B, 1, 1, S) or None, built once, used by every layer
-        x = self._embed(src, self._src_embedding())  # (B, S, D)
+        x = self._embed(src, self._src_embedding(), self._src_positions())  # (B, S, D)
         for layer in self.encoder:
             x = layer(x, mask)
         if self.encoder_norm is not None:
@@ -684,7 +731,7 @@ class Transformer(nn.Module):
 
     def decode(self, tgt_in: Tensor, enc: EncoderOut) -> Tensor:
         """tgt_in (B, T) -> logits (B, T, V), every position at once under a causal mask."""
-        x = self._embed(tgt_in, self._tgt_embedding())  # (B, T, D)
+        x = self._embed(tgt_in, self._tgt_embedding(), self._tgt_positions())  # (B, T, D)
         for layer in self.decoder:
             x = layer(x, layer.cross_attn.project_kv(enc.memory), enc.mask)
         return self._logits(x)  # (B, T, V)
@@ -711,7 +758,9 @@ class Transformer(nn.Module):
         """tokens (B,) at position ``state.length`` -> logits (B, V) for the next position.
 
         Appends this position's self-attention keys/values to ``state`` (length + 1)."""
-        x = self._embed(tokens[:, None], self._tgt_embedding(), offset=state.length)  # (B, 1, D)
+        x = self._embed(
+            tokens[:, None], self._tgt_embedding(), self._tgt_positions(), offset=state.length
+        )  # (B, 1, D)
         for layer, kv, cache in zip(self.decoder, state.cross_kv, state.self_kv, strict=True):
             x = layer(x, kv, state.mask, cache=cache)
         state.length += 1
@@ -762,18 +811,21 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
 def parameter_formula(cfg: ModelConfig, vocab_size: int) -> int:
     """The exact parameter count of ``Transformer(cfg, vocab_size)`` in closed form.
 
-    With D = d_model, F = d_ff, V = vocab_size:
-    attention 4 (D^2 + D) (W^Q, W^K, W^V, W^O with biases); FFN 2 D F + F + D;
-    LayerNorm 2 D; encoder layer = attention + FFN + 2 LayerNorms; decoder layer =
-    2 attentions + FFN + 3 LayerNorms; pre-norm adds one final LayerNorm to each stack;
-    embeddings V D tied (source = target = output projection), else 3 V D.
+    With D = d_model, F = d_ff, V = vocab_size, K = h d_k, W = h d_v (K = W = D by default):
+    attention (D + 1)(2 K + W) + (W + 1) D (W^Q, W^K, W^V, W^O with biases; 4 (D^2 + D)
+    by default); FFN 2 D F + F + D; LayerNorm 2 D; encoder layer = attention + FFN +
+    2 LayerNorms; decoder layer = 2 attentions + FFN + 3 LayerNorms; pre-norm adds one final
+    LayerNorm to each stack; embeddings V D tied (source = target = output projection), else
+    3 V D; learned positions 2 max_positions D (source and target tables).
     """
     D, Fd, V = cfg.d_model, cfg.d_ff, vocab_size
-    attention = 4 * (D * D + D)
+    K, W = (cfg.n_heads * d for d in cfg.head_dims)
+    attention = (D + 1) * (2 * K + W) + (W + 1) * D
     ffn = 2 * D * Fd + Fd + D
     norm = 2 * D
     encoder = cfg.encoder_layers * (attention + ffn + 2 * norm)
     decoder = cfg.decoder_layers * (2 * attention + ffn + 3 * norm)
     final_norms = 2 * norm if cfg.norm == "pre" else 0
     embeddings = V * D if cfg.tie_embeddings else 3 * V * D
-    return embeddings + encoder + decoder + final_norms
+    positions = 2 * cfg.max_positions * D if cfg.positional == "learned" else 0
+    return embeddings + positions + encoder + decoder + final_norms

@@ -36,17 +36,32 @@ Device = Literal["cuda", "cpu"]
 # ----------------------------------------------------------------------------- parameters
 
 
+def attention_widths(cfg: ModelConfig) -> tuple[int, int]:
+    """(h d_k, h d_v): the width of Q and K, and of V, summed over heads (D and D by
+    default, d_k = d_v = d_model / h)."""
+    d_k, d_v = cfg.head_dims
+    return cfg.n_heads * d_k, cfg.n_heads * d_v
+
+
 def parameter_breakdown(cfg: ModelConfig, vocab_size: int) -> dict[str, int]:
     """Parameters per part: ``embeddings`` (the shared matrix when tied, else source +
-    target), ``encoder`` and ``decoder`` (layers and, pre-norm, the final LayerNorm),
-    ``output_projection`` (0 when tied: it is the embedding matrix), and ``total``."""
+    target), ``positions`` (the learned source and target tables; 0 for sinusoids),
+    ``encoder`` and ``decoder`` (layers and, pre-norm, the final LayerNorm),
+    ``output_projection`` (0 when tied: it is the embedding matrix), and ``total``.
+
+    With D = d_model, F = d_ff, K = h d_k, W = h d_v: attention (D + 1)(2 K + W) for W^Q,
+    W^K, W^V with biases and (W + 1) D for W^O (4 (D^2 + D) when K = W = D); FFN
+    2 D F + F + D; LayerNorm 2 D; an encoder layer is attention + FFN + 2 LayerNorms, a
+    decoder layer 2 attentions + FFN + 3 LayerNorms."""
     D, Fd, V = cfg.d_model, cfg.d_ff, vocab_size
-    attention = 4 * (D * D + D)
+    K, W = attention_widths(cfg)
+    attention = (D + 1) * (2 * K + W) + (W + 1) * D
     ffn = 2 * D * Fd + Fd + D
     norm = 2 * D
     final = norm if cfg.norm == "pre" else 0
     parts = {
         "embeddings": V * D if cfg.tie_embeddings else 2 * V * D,
+        "positions": 2 * cfg.max_positions * D if cfg.positional == "learned" else 0,
         "encoder": cfg.encoder_layers * (attention + ffn + 2 * norm) + final,
         "decoder": cfg.decoder_layers * (2 * attention + ffn + 3 * norm) + final,
         "output_projection": 0 if cfg.tie_embeddings else V * D,
@@ -57,10 +72,12 @@ def parameter_breakdown(cfg: ModelConfig, vocab_size: int) -> dict[str, int]:
 
 def matmul_parameters(cfg: ModelConfig) -> int:
     """Weights that multiply every token (projections and FFN of both stacks, no biases,
-    no embeddings): N_enc (4 D^2 + 2 D F) + N_dec (8 D^2 + 2 D F)."""
+    no embeddings): N_enc (2 D (K + W) + 2 D F) + N_dec (4 D (K + W) + 2 D F), with
+    K = h d_k, W = h d_v (4 D^2 and 8 D^2 for the paper's d_k = d_v = D / h)."""
     D, Fd = cfg.d_model, cfg.d_ff
-    return cfg.encoder_layers * (4 * D * D + 2 * D * Fd) + cfg.decoder_layers * (
-        8 * D * D + 2 * D * Fd
+    KW = sum(attention_widths(cfg))
+    return cfg.encoder_layers * (2 * D * KW + 2 * D * Fd) + cfg.decoder_layers * (
+        4 * D * KW + 2 * D * Fd
     )
 
 
@@ -73,17 +90,20 @@ def forward_flops(
     """Forward FLOPs (per source token, per target token) for sentences of ``src_len`` source
     and ``tgt_len`` target tokens.
 
-    Per source token: encoder projections and FFN 2 (4 D^2 + 2 D F) per layer, attention
-    scores and weighted sum 4 S D per layer, and the decoder's cross-attention K and V
-    projections 4 D^2 per decoder layer. Per target token: per decoder layer 2 (8 D^2 +
-    2 D F) for projections and FFN, 4 T D for self-attention and 4 S D for cross-attention;
-    plus 2 D V for the output projection. Attention is counted over the whole score matrix
-    (no saving for the causal half), as dense kernels compute it.
+    With K = h d_k and W = h d_v (both D for the paper's d_k = d_v = D / h), per source
+    token: encoder projections and FFN 2 (2 D (K + W) + 2 D F) per layer, attention scores
+    and weighted sum 2 S (K + W) per layer, and the decoder's cross-attention K and V
+    projections 2 D (K + W) per decoder layer. Per target token: per decoder layer
+    2 (3 D (K + W) + 2 D F) for projections and FFN, 2 T (K + W) for self-attention and
+    2 S (K + W) for cross-attention; plus 2 D V for the output projection. Attention is
+    counted over the whole score matrix (no saving for the causal half), as dense kernels
+    compute it.
     """
     D, Fd, V = cfg.d_model, cfg.d_ff, vocab_size
     Ne, Nd = cfg.encoder_layers, cfg.decoder_layers
-    per_src = Ne * (2 * (4 * D * D + 2 * D * Fd) + 4 * src_len * D) + Nd * 4 * D * D
-    per_tgt = Nd * (2 * (6 * D * D + 2 * D * Fd) + 4 * tgt_len * D + 4 * src_len * D) + 2 * D * V
+    KW = sum(attention_widths(cfg))
+    per_src = Ne * (2 * (2 * D * KW + 2 * D * Fd) + 2 * src_len * KW) + Nd * 2 * D * KW
+    per_tgt = Nd * (2 * (3 * D * KW + 2 * D * Fd) + 2 * (tgt_len + src_len) * KW) + 2 * D * V
     return float(per_src), float(per_tgt)
 
 
@@ -100,8 +120,8 @@ def train_flops(
 
     Equals 6 x matmul params x tokens (encoder weights per source token, decoder weights per
     target token, cross-attention K/V weights per source token) + 6 D V per target token
-    (output projection) + the attention terms 12 D (N_enc S + N_dec S) per source/target
-    token as in :func:`forward_flops`. Pass padded counts for the work done, non-padding
+    (output projection) + the attention terms 6 (K + W) (N_enc S + N_dec (T + S)) as in
+    :func:`forward_flops` (12 D (...) for the paper's head sizes). Pass padded counts for the work done, non-padding
     counts for model FLOPs utilisation."""
     per_src, per_tgt = forward_flops(cfg, vocab_size, src_len, tgt_len)
     return 3.0 * (src_tokens * per_src + tgt_tokens * per_tgt)
@@ -129,16 +149,20 @@ def activation_bytes(
     """Estimated bytes autograd keeps for the backward pass of one step (and the loss's
     log-probabilities), for ``src_tokens``/``tgt_tokens`` padded tokens.
 
-    Per token and layer: matmul inputs and outputs at the compute precision (encoder
-    6 D + F: layer input, Q/K/V, attention output, FFN input, ReLU output; decoder 9 D + F
-    per target token and the cross-attention K/V, 2 D per source token), LayerNorm inputs
+    Per token and layer, with K = h d_k and W = h d_v (D each by default): matmul inputs and
+    outputs at the compute precision (encoder 2 D + 2 K + 2 W + F: layer input, Q/K/V,
+    attention output, FFN input, ReLU output; decoder 3 D + 3 K + 3 W + F per target token
+    and the cross-attention K/V, K + W per source token), LayerNorm inputs
     in fp32 with mean and rstd, each dropout mask (CUDA: one byte per element; CPU: the
     scaled noise, in the dtype of its input); the output projection's input and fp32
     log-probabilities (V) per target token. Assumes a fused attention kernel
     (flash/memory-efficient SDPA: no S x S matrix is kept); on CPU under bf16 attention runs
-    in fp32, so its Q, K, V and output are kept at 4 bytes.
+    in fp32, so its Q, K, V and output are kept at 4 bytes. With d_k != d_v (Table 3, row B)
+    PyTorch's fused CPU kernel does not apply: its math fallback also keeps the h x T x S
+    attention weights of every attention, which this estimate leaves out.
     """
     D, Fd, V = cfg.d_model, cfg.d_ff, vocab_size
+    K, W = attention_widths(cfg)
     h = BYTES[precision]
     half = h == 2
     cuda = device == "cuda"
@@ -147,16 +171,16 @@ def activation_bytes(
     act_drop = (1 if cuda else h) if cfg.activation_dropout > 0 else 0
     ln = 4 * D + 8  # fp32 input, mean, rstd
     ffn = Fd * h + (Fd * (act_drop + h) if act_drop else 0)  # ReLU out (+ mask, dropout out)
-    enc_layer = (6 * D) * h + ffn + 2 * ln + 2 * drop * D + cfg.n_heads * 4
-    dec_layer = (9 * D) * h + ffn + 3 * ln + 3 * drop * D + 2 * cfg.n_heads * 4
-    cross_kv = 2 * D * h + (D * h if half else 0)  # per source token and decoder layer
+    enc_layer = (2 * D + 2 * K + 2 * W) * h + ffn + 2 * ln + 2 * drop * D + cfg.n_heads * 4
+    dec_layer = 3 * (D + K + W) * h + ffn + 3 * ln + 3 * drop * D + 2 * cfg.n_heads * 4
+    cross_kv = (K + W) * h + (D * h if half else 0)  # per source token and decoder layer
     memory = 0 if half else D * h  # fp32: one encoder output shared by every layer
     embed = 8 + embed_drop * D  # token ids (int64) and the embedding dropout mask
     final_ln = ln if cfg.norm == "pre" else 0
     if half and not cuda:  # CPU runs attention in fp32 (aiayn.model.attend): Q, K, V, output
-        enc_layer += 4 * D * (4 - h)
-        dec_layer += 6 * D * (4 - h)
-        cross_kv += 2 * D * (4 - h)
+        enc_layer += 2 * (K + W) * (4 - h)
+        dec_layer += 3 * (K + W) * (4 - h)
+        cross_kv += (K + W) * (4 - h)
     src = src_tokens * (
         embed + cfg.encoder_layers * enc_layer + cfg.decoder_layers * cross_kv + memory + final_ln
     )
@@ -262,29 +286,33 @@ def describe_model(
     s = model_summary(cfg, vocab_size, max_tokens, precision, seq_len, device)
     p, parts, fl = s["parameters"], s["parameters_by_part"], s["flops"]
     tie = "tied embeddings (source = target = output)" if cfg.tie_embeddings else "untied"
+    d_k, d_v = cfg.head_dims
+    learned = cfg.positional == "learned"
     lines = [
         f"Transformer: {cfg.encoder_layers}+{cfg.decoder_layers} layers, d_model={cfg.d_model}, "
-        f"d_ff={cfg.d_ff}, h={cfg.n_heads}, dropout={cfg.dropout}, {cfg.norm}-norm, {tie}, "
-        f"vocabulary {vocab_size:,}",
+        f"d_ff={cfg.d_ff}, h={cfg.n_heads} (d_k={d_k}, d_v={d_v}), dropout={cfg.dropout}, "
+        f"{cfg.norm}-norm, {tie}, {cfg.positional} positions, vocabulary {vocab_size:,}",
         f"Parameters: {p['total']:,} total, {p['trainable']:,} trainable",
         _row(
             "embeddings" + (" (shared)" if cfg.tie_embeddings else " (source + target)"),
             parts["embeddings"],
         ),
-        _row("encoder", parts["encoder"]),
-        _row("decoder", parts["decoder"]),
     ]
+    if learned:
+        lines.append(_row("positions (source + target)", parts["positions"]))
+    lines += [_row("encoder", parts["encoder"]), _row("decoder", parts["decoder"])]
     if not cfg.tie_embeddings:
         lines.append(_row("output projection", parts["output_projection"]))
     N, D, V, L = s["matmul_parameters"], cfg.d_model, vocab_size, seq_len
+    KW = sum(attention_widths(cfg))
     lines += [
         f"Training FLOPs per target token: {fl['train_per_tgt_token'] / 1e9:.3f} GFLOP "
         f"(1 source token per target token, sentences of {L:g} tokens)",
         f"  = 3 x forward = 6 x {N / 1e6:.1f}M matmul params (encoder and cross-attention K/V "
         f"per source token, decoder per target token) + 6 x d_model x V = "
-        f"{6 * D * V / 1e6:.0f}M (output projection) + attention 12 x d_model x "
+        f"{6 * D * V / 1e6:.0f}M (output projection) + attention 6 x h (d_k + d_v) x "
         f"(N_enc x S + N_dec x (T + S)) = "
-        f"{12 * D * (cfg.encoder_layers * L + cfg.decoder_layers * 2 * L) / 1e6:.1f}M",
+        f"{6 * KW * (cfg.encoder_layers * L + cfg.decoder_layers * 2 * L) / 1e6:.1f}M",
     ]
     if max_tokens is not None:
         m = s["memory"]["bytes"]

@@ -22,11 +22,14 @@ TRANSLATIONS = DATA / "translations"  # translate: dev.de, test.de (detokenized)
 
 REPORTS = Path("reports")
 METRICS = REPORTS / "metrics.json"  # score
+PAPER_REPORT = REPORTS / "paper.md"  # score: this run beside the paper's Tables 2 and 3
 DATA_REPORT_JSON = REPORTS / "data.json"  # clean
 DATA_REPORT_MD = REPORTS / "data.md"  # clean
 TOKENIZER_REPORT = REPORTS / "tokenizer.json"  # tokenize
 SHARD_REPORT = REPORTS / "shards.json"  # shard
 TRAIN_LIVE = REPORTS / "train"  # train: dvclive folder (metrics.json, plots/)
+TRAIN_METRICS = TRAIN_LIVE / "metrics.json"  # train: the latest values (dvclive)
+MODEL_JSON = MODEL / "model.json"  # average: model config, vocabulary, averaged steps
 
 LANGS = ("en", "de")
 SRC_LANG, TGT_LANG = "en", "de"

@@ -1,4 +1,5 @@
-"""Stage ``score``: sacreBLEU, chrF and the paper's tokenized BLEU into reports/metrics.json."""
+"""Stage ``score``: sacreBLEU, chrF and the paper's tokenized BLEU into reports/metrics.json,
+and this run beside the paper's Tables 2 and 3 in reports/paper.md."""
 
 from pathlib import Path
 from typing import Annotated
@@ -15,16 +16,28 @@ app = new_app()
 def main(
     params: Annotated[Path, typer.Option(help="params file")] = paths.PARAMS,
     out: Annotated[Path, typer.Option(help="metrics file")] = paths.METRICS,
+    paper: Annotated[Path, typer.Option(help="report beside the paper")] = paths.PAPER_REPORT,
 ) -> None:
-    """Score data/translations against the raw references."""
+    """Score data/translations against the raw references; write the paper comparison."""
     from aiayn.config import load_params
+    from aiayn.paper import render_run, run_result_from_files, write_text
     from aiayn.score import score_splits
 
+    p = load_params(params)
     pairs = {
         "test": (paths.translation("test"), paths.raw_test(paths.TGT_LANG)),
         "dev": (paths.translation("dev"), paths.raw_dev(paths.TGT_LANG)),
     }
-    score_splits(load_params(params).score, pairs, out)
+    score_splits(p.score, pairs, out)
+    run = run_result_from_files(
+        "this run",
+        paths.MODEL_JSON,
+        paths.TRAIN_METRICS,
+        out,
+        label_smoothing=p.train.label_smoothing,
+        source=p.data.source,
+    )
+    write_text(paper, render_run(run))
 
 
 if __name__ == "__main__":

@@ -105,3 +105,16 @@ class CopyModel:
 
     def decode(self, tgt_in: torch.Tensor, enc: FakeEnc) -> torch.Tensor:
         return torch.stack([self._logits(enc.src, t) for t in range(tgt_in.size(1))], 1)
+
+
+def assert_same_hypotheses(got: list, want: list, logprob: bool = True) -> None:
+    """Two searches' results (per sentence, lists of Hypothesis) agree: the same tokens,
+    scores (and log-probabilities) within 1e-5."""
+    import pytest
+
+    assert [[h.tokens for h in x] for x in got] == [[h.tokens for h in x] for x in want]
+    for x, y in zip(got, want, strict=True):
+        for h1, h2 in zip(x, y, strict=True):
+            assert h1.score == pytest.approx(h2.score, abs=1e-5)
+            if logprob:
+                assert h1.logprob == pytest.approx(h2.logprob, abs=1e-5)

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from decode_fakes import BOS, EOS, PAD, TableModel
+from decode_fakes import BOS, EOS, PAD, TableModel, assert_same_hypotheses
 
 from aiayn.decode.penalties import coverage_penalty, length_penalty, length_penalty_table
 from aiayn.decode.search import SearchStats, beam_search, greedy_search, search
@@ -232,11 +232,7 @@ def test_cached_equals_full_recompute(beam_size, beta):
     kw = dict(beam_size=beam_size, alpha=0.6, beta=beta, nbest=min(beam_size, 2))
     cached = search(model, src, max_len, cache=True, **kw)
     full = search(model, src, max_len, cache=False, **kw)
-    assert [[h.tokens for h in x] for x in cached] == [[h.tokens for h in x] for x in full]
-    for x, y in zip(cached, full, strict=True):
-        for h1, h2 in zip(x, y, strict=True):
-            assert h1.score == pytest.approx(h2.score, abs=1e-5)
-            assert h1.logprob == pytest.approx(h2.logprob, abs=1e-5)
+    assert_same_hypotheses(cached, full)
     lengths = {len(h.tokens) for x in cached for h in x}
     assert len(lengths) > 1  # the test exercises sentences that finish at different steps
 
@@ -276,13 +272,14 @@ def test_coverage_needs_cross_attention():
 @pytest.mark.parametrize("moved", [0, 1, 3, 8])
 @pytest.mark.parametrize("rows", [8, 5, 16])
 def test_cache_reorder_equals_gathering_the_rows(moved, rows):
-    """KVCache.reorder's in-place and 2-D shortcuts give exactly the gathered rows."""
+    """KVCache.reorder's in-place and 2-D shortcuts give exactly the gathered rows (keys and
+    values of different sizes, as with model.d_v != model.d_k)."""
     from aiayn.model import KVCache
 
     g = torch.Generator().manual_seed(moved)
     cache, ks, vs = KVCache(capacity=4), [], []
     for _ in range(6):  # grows past its first capacity
-        k, v = torch.randn(8, 2, 1, 3, generator=g), torch.randn(8, 2, 1, 3, generator=g)
+        k, v = torch.randn(8, 2, 1, 3, generator=g), torch.randn(8, 2, 1, 5, generator=g)  # d_v
         cache.append(k, v)
         ks.append(k)
         vs.append(v)

@@ -24,6 +24,7 @@ from aiayn.export import (
     check_batch,
     export_ctranslate2,
     export_transformers,
+    hf_config,
     max_logit_difference,
     residual_permutation,
 )
@@ -228,6 +229,49 @@ def test_pre_norm_untied_is_refused(project, tmp_path):
     (folder / "model.json").write_text(json.dumps(meta))
     with pytest.raises(ConfigError, match="a pre-norm model exports as Pegasus"):
         export_transformers(folder, tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"positional": "learned"}, "model.positional: learned cannot be exported"),
+        ({"d_k": 16, "d_v": 16}, "heads of d_k=16, d_v=16 (model.n_heads=4, model.d_model=32)"),
+        ({"d_k": 8, "d_v": 4}, "heads of d_k=8, d_v=4"),
+        ({"n_heads": 3, "d_k": 8, "d_v": 8}, "heads of d_k=8, d_v=8 (model.n_heads=3"),
+    ],
+)
+def test_table3_variants_marian_cannot_compute_are_refused(
+    project, tmp_path, capsys, change, message
+):
+    """Learned positions and d_k/d_v other than d_model / h: a one-line error naming the
+    model, exit 1, nothing written, for both formats."""
+    from aiayn.cli import app
+    from aiayn.cli_util import run
+
+    meta = json.loads((project / "post" / "model.json").read_text())
+    meta["model_config"].update(change)
+    folder = tmp_path / "m"
+    folder.mkdir()
+    model = Transformer(ModelConfig(**meta["model_config"]), meta["vocab_size"])
+    torch.save(model.state_dict(), folder / "model.pt")
+    (folder / "model.json").write_text(json.dumps(meta))
+    for to in ("transformers", "ctranslate2"):
+        with pytest.raises(SystemExit) as e:
+            run(app, ["export", str(tmp_path / "out"), "--to", to, "--model-dir", str(folder)])
+        assert e.value.code == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {folder / 'model.json'}: ") and err.count("\n") == 1, err
+        assert message in err and "transformers, CTranslate2" in err
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # nothing written
+
+
+def test_explicit_head_sizes_equal_to_d_model_over_h_export(project):
+    """d_k = d_v = d_model / h set explicitly is the same model: it exports."""
+    meta = json.loads((project / "post" / "model.json").read_text())
+    cfg = ModelConfig(**{**meta["model_config"], "d_k": 8, "d_v": 8})
+    assert hf_config(cfg, meta["vocab_size"]).encoder_attention_heads == 4
+    with pytest.raises(ConfigError, match="heads of d_k=16"):
+        hf_config(ModelConfig(**{**meta["model_config"], "d_k": 16}), meta["vocab_size"])
 
 
 def test_export_command_errors(project, tmp_path):

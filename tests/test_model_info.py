@@ -40,6 +40,11 @@ VARIANTS = [
     {},
     {"norm": "pre"},
     {"tie_embeddings": False, "activation_dropout": 0.1},
+    # Table 3's options: head sizes (rows A-C) and learned positions (row E)
+    {"n_heads": 1, "d_k": 32, "d_v": 32},
+    {"d_k": 4},
+    {"n_heads": 3, "d_k": 5, "d_v": 12},
+    {"positional": "learned", "norm": "pre"},
 ]
 
 
@@ -60,6 +65,10 @@ def test_parameter_breakdown_matches_the_module(changes):
     else:
         assert parts["embeddings"] == _numel(model.src_embed, model.tgt_embed)
         assert parts["output_projection"] == _numel(model.out_proj)
+    learned = cfg.positional == "learned"
+    assert parts["positions"] == (
+        model.src_positions.numel() + model.tgt_positions.numel() if learned else 0
+    )
     assert parts["encoder"] == _numel(model.encoder, model.encoder_norm)
     assert parts["decoder"] == _numel(model.decoder, model.decoder_norm)
     assert parts["total"] == count_parameters(model)[0]
@@ -111,7 +120,9 @@ def _saved_bytes(model, src, tgt, V, precision) -> int:
     return sum(seen.values())
 
 
-@pytest.mark.parametrize("changes", VARIANTS)
+@pytest.mark.parametrize(
+    "changes", [c for c in VARIANTS if c.get("d_k", 0) == c.get("d_v", 0)]
+)  # d_k != d_v: torch's fused CPU kernel does not apply (see activation_bytes)
 def test_activation_estimate_matches_saved_tensors(changes):
     cfg = dataclasses.replace(SMALL, **changes)
     V, B, S, T = 300, 6, 20, 18
@@ -226,6 +237,29 @@ def test_command_base_at_37000():
     total, _ = count_parameters(Transformer(PRESETS["base"], 37000))
     assert total == 63_082_496 and "63,082,496 total" in out
     assert "0.381 GFLOP" in out and "max_tokens=2,048" in out
+
+
+def test_command_counts_table_3_options_exactly(demo_params, tmp_path):
+    """``aiayn model-info --params`` on a params file using the new options."""
+    import yaml
+
+    from aiayn.config import to_dict
+
+    data = to_dict(demo_params)
+    data["model"].update(n_heads=3, d_k=40, d_v=24, positional="learned")
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data))
+    cfg = dataclasses.replace(demo_params.model, n_heads=3, d_k=40, d_v=24, positional="learned")
+    V = demo_params.tokenizer.vocab_size
+    model = Transformer(cfg, V)
+    out = _cli("--params", str(path))
+    assert f"{count_parameters(model)[0]:,} total" in out
+    assert "h=3 (d_k=40, d_v=24)" in out and "learned positions" in out
+    tables = model.src_positions.numel() + model.tgt_positions.numel()
+    assert re.search(rf"positions \(source \+ target\) +{tables:,}\n", out)
+    data = json.loads(_cli("--params", str(path), "--json"))
+    assert data["parameters_by_part"]["positions"] == tables
+    assert data["flops"]["train_per_tgt_token"] == train_flops_per_token(cfg, V)
 
 
 def test_command_json():

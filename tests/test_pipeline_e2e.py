@@ -32,8 +32,9 @@ _IGNORE_ANYWHERE = shutil.ignore_patterns(
     "__pycache__",
     "*.egg-info",
 )
-# Pipeline outputs, ignored only at the top level (aiayn/data is code).
-_TOP_LEVEL_OUTPUTS = {"data", "reports", "tmp"}
+# Pipeline outputs, ignored only at the top level (aiayn/data is code): a dvc repro run in
+# the checkout must not leak its lock file or outputs into the copies tests make.
+_TOP_LEVEL_OUTPUTS = {"data", "reports", "tmp", "dvc.lock", "dvc_plots"}
 
 
 def IGNORE(directory: str, names: list[str]) -> set[str]:
@@ -164,6 +165,27 @@ def test_every_stage_ran_and_wrote_its_outputs(micro_project):
         assert "13a" in metrics[split]["signature"]
     live = json.loads((proj / "reports/train/metrics.json").read_text())
     assert live["step"] == 12
+    assert live["train"]["tokens"] > 0 and live["train"]["flops"] > live["train"]["tokens"]
+
+
+@pytest.mark.slow
+def test_score_writes_the_run_beside_the_paper(micro_project):
+    """reports/paper.md: this run's numbers with the paper's Tables 2 and 3 beside them."""
+    proj, _ = micro_project
+    text = (proj / "reports/paper.md").read_text()
+    metrics = json.loads((proj / "reports/metrics.json").read_text())
+    live = json.loads((proj / "reports/train/metrics.json").read_text())
+    assert "| Transformer (base model), paper | 27.3 | 3.3·10^18 |" in text
+    line = next(x for x in text.splitlines() if x.startswith("| this run (demo test set)"))
+    assert f"| {metrics['test']['bleu_tok_t2t_ref']:.1f} |" in line  # Table 2's BLEU
+    mantissa = live["train"]["flops"] / 10 ** len(str(int(live["train"]["flops"]))[1:])
+    assert f"{mantissa:.1f}·10^" in line
+    row = next(x for x in text.splitlines() if x.startswith("| this run |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2:11] == ["1", "32", "64", "2", "16", "16", "0.1", "0.1", "12"]
+    assert cells[11:13] == [f"{live['dev']['ppl']:.2f}", ""]
+    assert cells[13] == f"{metrics['dev']['bleu_tok']:.1f}"
+    assert "| paper base |" in text and "only the direction" in text
 
 
 @pytest.mark.slow

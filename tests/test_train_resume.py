@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import shutil
 from pathlib import Path
 
@@ -57,6 +58,27 @@ def _steps(live: Path, name: str) -> list[int]:
     return [int(r["step"]) for r in rows]
 
 
+def _train_metrics(live: Path) -> dict:
+    return json.loads((live / "metrics.json").read_text())["train"]
+
+
+def test_tokens_and_flops_metrics(data, straight):
+    from aiayn.dataset import ShardDataset
+    from aiayn.model_info import train_flops
+    from aiayn.train.trainer import model_flops_per_token
+
+    final, metrics = _final(straight[0]), _train_metrics(straight[1])
+    assert metrics["tokens"] == final["tokens"] > 0
+    ds = ShardDataset(data[0], "train")
+    per_token = model_flops_per_token(tiny_params().model, ds.vocab_size, ds)
+    assert metrics["flops"] == pytest.approx(final["tokens"] * per_token, rel=1e-12)
+    # per target token: the model-info count at the data's mean lengths and source/target ratio
+    src, tgt, n = ds.src_lens.sum(), ds.tgt_lens.sum(), len(ds)
+    assert per_token == train_flops(
+        tiny_params().model, ds.vocab_size, src / tgt, 1, src / n, tgt / n
+    )
+
+
 def test_stop_and_resume_is_bitwise_identical(data, straight, tmp_path):
     ckpt, live = tmp_path / "ckpt", tmp_path / "live"
     run_training(tiny_params(max_steps=3), *data, ckpt, live)
@@ -72,6 +94,8 @@ def test_stop_and_resume_is_bitwise_identical(data, straight, tmp_path):
     for name in ("train/loss", "train/lr", "train/tokens_per_s"):
         assert _steps(live, name) == list(range(1, 7)) == _steps(straight[1], name)
     assert _steps(live, "dev/loss") == [3, 6]
+    # Tokens seen and training FLOPs (Table 2's cost) count the whole run across the resume.
+    assert _train_metrics(live)["tokens"] == _train_metrics(straight[1])["tokens"] == b["tokens"]
     with (
         open(live / "plots" / "metrics" / "train" / "loss.tsv") as f1,
         open(straight[1] / "plots" / "metrics" / "train" / "loss.tsv") as f2,

@@ -95,6 +95,11 @@ NON_RESULT_TRAIN_KEYS = (
 )
 
 
+# model.* keys added after runs had been trained, with the value that behaves as before:
+# left out of the fingerprint at that value, so that those runs still resume.
+LATER_MODEL_KEYS = {"d_k": 0, "d_v": 0, "positional": "sinusoidal"}
+
+
 class CheckpointError(DataError):
     """A checkpoint file that cannot be used (corrupt, truncated, wrong format)."""
 
@@ -111,13 +116,19 @@ def training_fingerprint(
 ) -> tuple[str, dict]:
     """sha256 of everything the trained weights depend on, and the dict that was hashed.
 
-    The ``model`` section, the ``train`` section minus :data:`NON_RESULT_TRAIN_KEYS`, the
-    number of data-parallel processes, the sha256 of the shards' ``index.json`` (counts,
-    checksums, vocabulary) and the sha256 of the tokenizer file.
+    The ``model`` section (minus :data:`LATER_MODEL_KEYS` at their defaults), the ``train``
+    section minus :data:`NON_RESULT_TRAIN_KEYS`, the number of data-parallel processes, the
+    sha256 of the shards' ``index.json`` (counts, checksums, vocabulary) and the sha256 of
+    the tokenizer file.
     """
     train = {k: v for k, v in to_dict(params.train).items() if k not in NON_RESULT_TRAIN_KEYS}
+    model = {
+        k: v
+        for k, v in to_dict(params.model).items()
+        if not (k in LATER_MODEL_KEYS and LATER_MODEL_KEYS[k] == v)
+    }
     inputs = {
-        "model": to_dict(params.model),
+        "model": model,
         "train": train,
         "world_size": world_size,
         "shards_index_sha256": sha256_file(Path(shards) / "index.json"),

@@ -424,6 +424,7 @@ class _Run:
             where = f"{peak / 1e12:.2f} TFLOP/s ({peak_src})" if peak else peak_src
             print(f"model FLOPs per target token {flops_tok / 1e6:.1f}M; peak {where}", flush=True)
         self.utilisation = Utilisation(flops_tok, peak, env.world_size)
+        self.flops_per_token = flops_tok
         self.ctx = dict(
             trainer=trainer,
             loader=loader,
@@ -579,6 +580,9 @@ class _Run:
             "train/grad_norm": float(stats.grad_norm) if stats.grad_norm is not None else None,
             "train/tokens_per_s": tok_s,
             "train/mfu": mfu,
+            # Paper Table 2's training cost, counted: target tokens seen x model FLOPs each.
+            "train/tokens": self.tokens_total,
+            "train/flops": self.tokens_total * self.flops_per_token,
         }
 
     def _save(self, trainer, loader, reason: str) -> None:
