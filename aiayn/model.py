@@ -166,8 +166,7 @@ class KVCache:
             self.k = k.new_empty(B, h, self._initial, dk)
             self.v = v.new_empty(B, h, self._initial, v.size(-1))
         elif self.length == self.k.size(2):
-            self.k = torch.cat([self.k, torch.empty_like(self.k)], dim=2)
-            self.v = torch.cat([self.v, torch.empty_like(self.v)], dim=2)
+            self.k, self.v = _doubled(self.k), _doubled(self.v)
         t = self.length
         self.k[:, :, t : t + 1] = k
         self.v[:, :, t : t + 1] = v
@@ -175,10 +174,38 @@ class KVCache:
         return self.k[:, :, : t + 1], self.v[:, :, : t + 1]
 
     def reorder(self, index: Tensor) -> None:
-        """Keep rows ``index`` (B',) of the batch, in that order."""
-        if self.k is not None:
-            self.k = self.k.index_select(0, index)
-            self.v = self.v.index_select(0, index)
+        """Keep rows ``index`` (B',) of the batch, in that order.
+
+        Copying the cache is most of the memory traffic of a beam-search step, so: rows that
+        keep their own beam are not copied; when the batch size stays and fewer than half the
+        rows change, only those are overwritten, in place; otherwise the buffers are gathered
+        through a 2-D view (B, h capacity d_k), about 2.5x faster than along dim 0 of the
+        4-D tensor (the buffers are always contiguous: allocated, doubled or gathered here).
+        """
+        if self.k is None:
+            return
+        B = self.k.size(0)
+        k2, v2 = self.k.view(B, -1), self.v.view(B, -1)  # (B, h capacity d_k)
+        if index.size(0) == B:
+            moved = index.ne(torch.arange(B, device=index.device)).nonzero().squeeze(1)  # (m,)
+            if moved.numel() == 0:
+                return
+            if 2 * moved.numel() < B:
+                source = index.index_select(0, moved)  # gathered before any row is overwritten
+                k2.index_copy_(0, moved, k2.index_select(0, source))
+                v2.index_copy_(0, moved, v2.index_select(0, source))
+                return
+        n = index.size(0)
+        self.k = k2.index_select(0, index).view(n, *self.k.shape[1:])  # (B', h, capacity, d_k)
+        self.v = v2.index_select(0, index).view(n, *self.v.shape[1:])  # (B', h, capacity, d_v)
+
+
+def _doubled(buffer: Tensor) -> Tensor:
+    """A (B, h, 2 capacity, d_k) buffer whose first half is ``buffer`` (B, h, capacity, d_k)."""
+    B, h, capacity, dk = buffer.shape
+    grown = buffer.new_empty(B, h, 2 * capacity, dk)
+    grown[:, :, :capacity] = buffer
+    return grown
 
 
 def attend(
@@ -206,6 +233,8 @@ def attend(
     """
     if record is not None:
         return attend_with_weights(q, k, v, mask, is_causal, dropout, record)
+    if _explicit_is_faster(q, dropout):
+        return explicit_attention(q, k, v, mask, is_causal, dropout)[0]
     if q.dtype == torch.bfloat16 and q.device.type == "cpu":
         with torch.autocast("cpu", enabled=False):
             out = F.scaled_dot_product_attention(
@@ -222,22 +251,31 @@ def attend(
     )
 
 
-def attend_with_weights(
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    mask: Tensor | None,
-    is_causal: bool,
-    dropout: float,
-    record: list[Tensor],
-) -> Tensor:
-    """:func:`attend` one step at a time, so that the softmax weights can be kept.
+# Queries per (sentence, head) up to which the explicit matrix products beat the fused kernel
+# on a CPU: incremental decoding has 1 (self-attention) or the beam width (cross-attention,
+# beams grouped per sentence). There PyTorch's CPU flash-attention kernel costs 3-8x more
+# than two small matrix products and a softmax (demo dims, beam 4, one thread).
+EXPLICIT_MAX_QUERIES = 8
 
-    Same arguments and result (up to float rounding) as the fused path; appends
-    A = softmax(Q K^T / sqrt(d_k)), float32 (B, h, T, S), detached, to ``record`` and
-    returns A V (B, h, T, d_k) in q's dtype. ``is_causal`` masks key s > query t (the fused
-    kernel's top-left alignment). Computed in float32 whatever the autocast, so every row
-    of A sums to 1 to float32 precision.
+
+def _explicit_is_faster(q: Tensor, dropout: float) -> bool:
+    """Inference on a CPU with a few query rows: see :data:`EXPLICIT_MAX_QUERIES`."""
+    return (
+        q.device.type == "cpu"
+        and q.size(-2) <= EXPLICIT_MAX_QUERIES
+        and dropout == 0.0
+        and not torch.is_grad_enabled()
+    )
+
+
+def explicit_attention(
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, is_causal: bool, dropout: float
+) -> tuple[Tensor, Tensor]:
+    """softmax(Q K^T / sqrt(d_k)) V written out: (A V in q's dtype (B, h, T, d_k), A).
+
+    Same arguments and result (up to float rounding) as the fused kernel. A (B, h, T, S) is
+    float32 whatever the autocast, so every row sums to 1 to float32 precision.
+    ``is_causal`` masks key s > query t (the fused kernel's top-left alignment).
     """
     with torch.autocast(q.device.type, enabled=False):
         scores = q.float() @ k.float().transpose(-2, -1) / math.sqrt(q.size(-1))  # (B, h, T, S)
@@ -248,10 +286,24 @@ def attend_with_weights(
         if mask is not None:
             scores = scores.masked_fill(~mask, float("-inf"))
         weights = scores.softmax(dim=-1)  # (B, h, T, S)
-        record.append(weights.detach())
-        if dropout > 0.0:
-            weights = F.dropout(weights, dropout, True)
-        return (weights @ v.float()).to(q.dtype)  # (B, h, T, d_v)
+        used = F.dropout(weights, dropout, True) if dropout > 0.0 else weights
+        return (used @ v.float()).to(q.dtype), weights  # (B, h, T, d_v), (B, h, T, S)
+
+
+def attend_with_weights(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Tensor | None,
+    is_causal: bool,
+    dropout: float,
+    record: list[Tensor],
+) -> Tensor:
+    """:func:`attend` through :func:`explicit_attention`, so that the softmax weights can be
+    kept: appends A (float32 (B, h, T, S), detached) to ``record``, returns A V."""
+    out, weights = explicit_attention(q, k, v, mask, is_causal, dropout)
+    record.append(weights.detach())
+    return out
 
 
 class SelfAttention(nn.Module):
@@ -335,10 +387,27 @@ class CrossAttention(nn.Module):
         return k, v
 
     def forward(self, x: Tensor, kv: tuple[Tensor, Tensor], mask: Tensor | None) -> Tensor:
-        """x (B, T, D), kv from :meth:`project_kv`, mask (B, 1, 1, S) bool or None -> (B, T, D)."""
+        """x (B, T, D), kv from :meth:`project_kv`, mask (B, 1, 1, S) bool or None -> (B, T, D).
+
+        kv and mask may hold one row per *sentence* while x holds ``b`` consecutive rows per
+        sentence (beam search: B = n b, kv (n, h, S, d_k)); the b beams of a sentence then
+        attend as b query rows over its one copy of the keys and values."""
         q = split_heads(self.q(x), self.n_heads)  # (B, h, T, d_k)
         dropout = self.attention_dropout if self.training else 0.0
-        y = attend(q, kv[0], kv[1], mask, False, dropout, self.record)  # (B, h, T, d_v)
+        n = kv[0].size(0)
+        B, h, T, dk = q.shape
+        if n == B:
+            y = attend(q, kv[0], kv[1], mask, False, dropout, self.record)  # (B, h, T, d_v)
+            return self.out(merge_heads(y))  # (B, T, D)
+        b = B // n
+        q = q.view(n, b, h, T, dk).transpose(1, 2).reshape(n, h, b * T, dk)  # (n, h, b T, d_k)
+        record = None if self.record is None else []
+        y = attend(q, kv[0], kv[1], mask, False, dropout, record)  # (n, h, b T, d_v)
+        if record:  # the weights of each beam row, as if kv had been repeated per beam
+            w = record[0]  # (n, h, b T, S)
+            self.record.append(w.view(n, h, b, T, -1).transpose(1, 2).reshape(B, h, T, -1))
+        dv = y.size(-1)
+        y = y.view(n, h, b, T, dv).transpose(1, 2).reshape(B, h, T, dv)  # (B, h, T, d_v)
         return self.out(merge_heads(y))  # (B, T, D)
 
 
@@ -451,32 +520,64 @@ class DecoderState:
     """Incremental-decoding state: per decoder layer, the encoder-side keys/values (computed
     once per sentence) and the self-attention cache of the positions decoded so far.
 
-    ``length`` is the number of target positions decoded (the position of the next token).
+    The decoder works on B = n ``beams`` rows: ``beams`` consecutive rows per sentence (1
+    until a reorder repeats each sentence's rows). The per-sentence tensors (``src_pad``,
+    ``mask``, ``cross_kv``) keep one row per sentence (n), shared by its beams; the
+    self-attention caches have a row per decoder row (B). ``length`` is the number of target
+    positions decoded (the position of the next token).
     """
 
-    src_pad: Tensor  # (B, S) bool, True at padding
-    mask: Tensor | None  # (B, 1, 1, S) bool key mask or None
-    cross_kv: list[tuple[Tensor, Tensor]]  # per layer: keys (B, h, S, d_k), values (.., d_v)
-    self_kv: list[KVCache]  # per layer: self-attention keys/values (B, h, length, d_k|d_v)
+    src_pad: Tensor  # (n, S) bool, True at padding
+    mask: Tensor | None  # (n, 1, 1, S) bool key mask or None
+    cross_kv: list[tuple[Tensor, Tensor]]  # per layer: keys, values (n, h, S, d_k)
+    self_kv: list[KVCache]  # per layer: self-attention keys/values (B, h, length, d_k)
     length: int = 0
+    beams: int = 1  # decoder rows per sentence
 
     @property
     def batch_size(self) -> int:
-        return self.src_pad.size(0)
+        """Decoder rows B (= sentences x beams)."""
+        return self.src_pad.size(0) * self.beams
 
     def reorder(self, index: Tensor) -> DecoderState:
-        """Keep rows ``index`` (B',) of every cached tensor, in that order; B' may differ from B
-        (beam expansion B*beam, removal of finished sentences). In place; returns self."""
+        """Keep decoder rows ``index`` (B',), in that order; B' may differ from B (beam
+        expansion B*beam, removal of finished sentences). In place; returns self.
+
+        When the new rows come in equal runs from one sentence each (beam search's
+        expansion and reorders), the sentences' tensors are selected once per run and shared
+        (``beams`` = the run length); otherwise each row gets its own copy (``beams`` = 1)."""
         index = index.to(self.src_pad.device)
-        self.src_pad = self.src_pad.index_select(0, index)
-        if self.mask is not None:
-            self.mask = self.mask.index_select(0, index)
-        self.cross_kv = [
-            (k.index_select(0, index), v.index_select(0, index)) for k, v in self.cross_kv
-        ]
+        sentence = torch.div(index, self.beams, rounding_mode="floor")  # (B',) of each row
+        beams = _run_length(sentence)
+        per_sentence = sentence[::beams]  # (B' / beams,)
+        n = self.src_pad.size(0)
+        if per_sentence.size(0) != n or not bool(
+            per_sentence.eq(torch.arange(n, device=index.device)).all()
+        ):
+            self.src_pad = self.src_pad.index_select(0, per_sentence)
+            if self.mask is not None:
+                self.mask = self.mask.index_select(0, per_sentence)
+            self.cross_kv = [
+                (k.index_select(0, per_sentence), v.index_select(0, per_sentence))
+                for k, v in self.cross_kv
+            ]
+        self.beams = beams
         for cache in self.self_kv:
             cache.reorder(index)
         return self
+
+
+def _run_length(sentence: Tensor) -> int:
+    """The length L of the runs of equal values in ``sentence`` (B',) if all runs have that
+    length (each run then one sentence's beams), else 1."""
+    B = sentence.size(0)
+    if B == 0:
+        return 1
+    L = int(sentence.eq(sentence[0]).cumprod(0).sum())  # the first run's length
+    if L == 1 or B % L:
+        return 1
+    runs = sentence.view(B // L, L)
+    return L if bool(runs.eq(runs[:, :1]).all()) else 1
 
 
 @dataclass
@@ -647,7 +748,10 @@ class Transformer(nn.Module):
 
         ``capacity``: positions the self-attention caches hold before they grow (a hint)."""
         mask = enc.mask if enc.mask is not None else key_mask(enc.src_pad)
-        cross_kv = [layer.cross_attn.project_kv(enc.memory) for layer in self.decoder]
+        cross_kv = [  # contiguous: every step's products would otherwise copy them again
+            tuple(t.contiguous() for t in layer.cross_attn.project_kv(enc.memory))
+            for layer in self.decoder
+        ]
         caches = [KVCache(capacity) for _ in self.decoder]
         return DecoderState(enc.src_pad, mask, cross_kv, caches, length=0)
 

@@ -15,6 +15,7 @@ from aiayn import paths
 from aiayn.config import CleanConfig
 from aiayn.data import clean as cl
 from aiayn.data.clean import FILTERS, clean, normalize_block, plausible
+from aiayn.data.clean import normalise as cn
 from aiayn.errors import ConfigError, DataError, MissingInputError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,7 +133,7 @@ def test_fast_normalisation_equals_the_per_line_definition(text, flags):
     html = [k for k, line in enumerate(raw) if cfg.strip_html and cl.strip_html(line) != line]
     assert cl.normalize_text(text, cfg).split("\n") == want
     data = text.encode()
-    lines, _, _, html_lines = cl._normalized_bytes(data + b"\n", cfg)
+    lines, _, _, html_lines = cn.normalized_bytes(data + b"\n", cfg)
     assert lines == [w.encode() for w in want]
     assert html_lines == html
     d = normalize_block(data + b"\n", cfg)
@@ -257,7 +258,7 @@ def test_strings_without_nfc_sensitive_characters_are_nfc(text):
     """The premise of the fast path: no NFC-sensitive character means already NFC."""
     import unicodedata
 
-    bmp, astral = cl._nfc_sensitive()
+    bmp, astral = cn._nfc_sensitive()
     if not re.search(f"[{bmp}]", text) and not any(c in astral for c in text):
         assert unicodedata.is_normalized("NFC", text)
     assert cl.normalize_text(text.replace("\n", " "), CleanConfig()) == cl.normalize_line(

@@ -274,22 +274,25 @@ def test_coverage_needs_cross_attention():
 
 
 @pytest.mark.parametrize("moved", [0, 1, 3, 8])
-def test_fast_cache_reorder_equals_the_model_reorder(moved):
-    from aiayn.decode.search import _reorder_cache
+@pytest.mark.parametrize("rows", [8, 5, 16])
+def test_cache_reorder_equals_gathering_the_rows(moved, rows):
+    """KVCache.reorder's in-place and 2-D shortcuts give exactly the gathered rows."""
     from aiayn.model import KVCache
 
     g = torch.Generator().manual_seed(moved)
-    a, b = KVCache(capacity=4), KVCache(capacity=4)
+    cache, ks, vs = KVCache(capacity=4), [], []
     for _ in range(6):  # grows past its first capacity
         k, v = torch.randn(8, 2, 1, 3, generator=g), torch.randn(8, 2, 1, 3, generator=g)
-        a.append(k, v)
-        b.append(k, v)
-    index = torch.arange(8)
-    rows = torch.randperm(8, generator=g)[:moved]
-    index[rows] = torch.randint(0, 8, (moved,), generator=g)  # beams copied from others
-    a.reorder(index)
-    _reorder_cache(b, index)
-    assert torch.equal(a.k[:, :, :6], b.k[:, :, :6]) and torch.equal(a.v[:, :, :6], b.v[:, :, :6])
+        cache.append(k, v)
+        ks.append(k)
+        vs.append(v)
+    index = torch.arange(8).repeat(2)[:rows]
+    changed = torch.randperm(rows, generator=g)[:moved]
+    index[changed] = torch.randint(0, 8, (changed.numel(),), generator=g)  # copied beams
+    cache.reorder(index)
+    assert cache.k.shape[:2] == (rows, 2) and cache.k.is_contiguous()
+    assert torch.equal(cache.k[:, :, :6], torch.cat(ks, 2)[index])
+    assert torch.equal(cache.v[:, :, :6], torch.cat(vs, 2)[index])
 
 
 @pytest.mark.usefixtures("one_thread")

@@ -28,8 +28,9 @@ from aiayn.data.demo import (
     pp_de,
     sub_de,
 )
+from aiayn.data.demo.profiles import CHUNK
 from aiayn.data.sgml import read_sgml
-from aiayn.errors import AiaynError, ConfigError
+from aiayn.errors import AiaynError, ConfigError, DataError
 
 ALL = ["europarl-v7", "commoncrawl", "news-commentary-v9"]
 CFG = DemoConfig(seed=7, train_pairs=3000, dev_pairs=150, test_pairs=250, noise=0.05)
@@ -165,7 +166,7 @@ def test_translation_is_a_function_of_the_source():
 
 
 def test_write_parallel_equals_generate_pairs_for_any_worker_count(tmp_path):
-    n = demo._CHUNK + 300  # two chunks: the pool path
+    n = CHUNK + 300  # two chunks: the pool path
     expected = list(demo.generate_pairs(n, 3, "demo"))
     summary = demo.write_parallel(
         tmp_path / "x.en", tmp_path / "x.de", n, 3, "demo", workers=2, progress=False
@@ -401,6 +402,55 @@ def test_lexicon_has_the_stated_size_and_categories():
     assert all(n.mass or n.forms[1] is not None for n in NOUN.values())
     assert sum(bool(v.prefix) for v in LEXICON.verbs) >= 10  # separable verbs
     assert sum(v.aux == "s" for v in LEXICON.verbs) >= 8  # perfect with "sein"
+
+
+def _lexicon_lines() -> list[str]:
+    from aiayn.data.demo.lexicon import LEXICON_FILE
+
+    return (Path(demo.__file__).parent / LEXICON_FILE).read_text(encoding="utf-8").split("\n")
+
+
+def _with_row(lines: list[str], old: str, new: str | None) -> list[str]:
+    """``lines`` with the row ``old`` replaced by ``new`` (None: removed)."""
+    i = lines.index(old)
+    return lines[:i] + ([] if new is None else [new]) + lines[i + 1 :]
+
+
+def test_lexicon_file_parses_to_the_lexicon():
+    from aiayn.data.demo.lexicon import TABLE_FIELDS, Lexicon, parse_tables
+
+    tables = parse_tables(_lexicon_lines(), "lexicon.txt")
+    assert list(tables) == list(TABLE_FIELDS)
+    assert tables["nouns"][1] == ["woman", "women", "f", "Frau", "Frauen", "core"]
+    assert Lexicon(tables).stats() == demo.lexicon_stats()
+
+
+@pytest.mark.parametrize(
+    "old,new,message",
+    [
+        (
+            "woman;women;f;Frau;Frauen;core",
+            "woman;women;f;Frau",
+            r"lexicon\.txt:16: \[nouns\] rows have 6 or 7 fields separated by ';'; got 4",
+        ),
+        ("today;heute;any", "today;heute;any\r", r"lexicon\.txt:\d+: leading or trailing"),
+        ("[verbs]", "[verb]", r"lexicon\.txt:\d+: '\[verb\]' is not a new table header"),
+        ("[places]", "[nouns]", r"'\[nouns\]' is not a new table header"),
+        ("[number_words]", None, r"lexicon\.txt: missing tables \[number_words\]$"),
+    ],
+)
+def test_lexicon_file_errors_name_the_line(old, new, message):
+    from aiayn.data.demo.lexicon import parse_tables
+
+    with pytest.raises(DataError, match=message):
+        parse_tables(_with_row(_lexicon_lines(), old, new), "lexicon.txt")
+
+
+def test_lexicon_row_outside_a_table_is_an_error():
+    from aiayn.data.demo.lexicon import parse_tables
+
+    with pytest.raises(DataError, match=r"^x:3: a row before the first \[table\] header$"):
+        parse_tables(["# comment", "", "man;men"], "x")
 
 
 # ----------------------------------------------------------------------------- profiles

@@ -266,15 +266,16 @@ def test_decode_step_advances_the_position():
 
 
 @pytest.mark.parametrize(
-    "index",
+    "index, beams",
     [
-        [2, 0, 3, 1],  # beam reordering: a permutation
-        [3, 1],  # finished sentences dropped
-        [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3],  # expansion to B * beam
-        [1, 1, 2],  # a beam copied twice, others dropped
+        ([2, 0, 3, 1], 1),  # beam reordering: a permutation
+        ([3, 1], 1),  # finished sentences dropped
+        ([0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3], 3),  # expansion to B * beam
+        ([1, 1, 2], 1),  # a beam copied twice, others dropped
+        ([3, 3, 0, 0], 2),  # two sentences kept, two beams each
     ],
 )
-def test_reorder_keeps_the_cache_consistent(index):
+def test_reorder_keeps_the_cache_consistent(index, beams):
     model = tiny().eval()
     src = tokens(4, 8, 0, lengths=[8, 5, 3, 7])
     tgt = tokens(4, 6, 1)
@@ -284,12 +285,60 @@ def test_reorder_keeps_the_cache_consistent(index):
         state = model.init_state(model.encode(src))
         before = [model.decode_step(tgt[:, t], state) for t in range(k)]
         assert state.reorder(idx) is state and state.batch_size == len(index)
+        # the encoder side is kept once per sentence, shared by its beams
+        assert state.beams == beams and state.src_pad.size(0) == len(index) // beams
+        assert all(kv[0].size(0) == len(index) // beams for kv in state.cross_kv)
         after = [model.decode_step(tgt[idx, t], state) for t in range(k, tgt.size(1))]
         got = torch.stack(after, 1)
         want = model.decode(tgt[idx], model.encode(src[idx]))[:, k:]
         assert torch.allclose(got, want, atol=1e-5)
         prefix = model.decode(tgt[idx, :k], model.encode(src[idx]))
         assert torch.allclose(torch.stack(before, 1)[idx], prefix, atol=1e-5)
+
+
+def test_reorder_of_beams_within_their_sentences_keeps_sharing():
+    """Beam search's later reorders pick rows within each sentence's run: still shared, and
+    each row continues the token history of the row it was copied from."""
+    model = tiny().eval()
+    src = tokens(2, 6, 0, lengths=[6, 4])
+    y0, y1, y2 = tokens(2, 1, 1)[:, 0], tokens(6, 1, 2)[:, 0], tokens(6, 1, 3)[:, 0]
+    sentence = torch.tensor([0, 0, 0, 1, 1, 1])  # of each decoder row after the expansion
+    perm = torch.tensor([2, 0, 0, 5, 3, 3])  # beams reshuffled within their sentences
+    with torch.no_grad():
+        state = model.init_state(model.encode(src))
+        model.decode_step(y0, state)
+        state.reorder(sentence)
+        model.decode_step(y1, state)
+        state.reorder(perm)
+        assert state.beams == 3 and state.src_pad.size(0) == 2
+        got = model.decode_step(y2, state)  # (6, V)
+        history = torch.stack([y0[sentence][perm], y1[perm], y2], 1)  # (6, 3)
+        want = model.decode(history, model.encode(src[sentence]))[:, -1]  # (6, V)
+    assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_cross_attention_over_one_copy_per_sentence_equals_repeated_keys():
+    """n sentences' keys/values, n b query rows (b beams each): as if repeated per beam."""
+    model = tiny().eval()
+    attn = model.decoder[0].cross_attn
+    g = torch.Generator().manual_seed(3)
+    n, b, T, S = 3, 4, 2, 5
+    memory = torch.randn(n, S, TINY.d_model, generator=g)
+    x = torch.randn(n * b, T, TINY.d_model, generator=g)
+    mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2, [True] * 4 + [False]])
+    mask = mask[:, None, None]  # (n, 1, 1, S)
+    with torch.no_grad():
+        kv = attn.project_kv(memory)  # 2 x (n, h, S, d_k)
+        repeated = tuple(t.repeat_interleave(b, 0) for t in kv)  # 2 x (n b, h, S, d_k)
+        attn.record = grouped_weights = []
+        grouped = attn(x, kv, mask)
+        attn.record = repeated_weights = []
+        want = attn(x, repeated, mask.repeat_interleave(b, 0))
+        attn.record = None
+    assert torch.allclose(grouped, want, atol=1e-6)
+    (wg,), (wr,) = grouped_weights, repeated_weights
+    assert wg.shape == wr.shape == (n * b, TINY.n_heads, T, S)
+    assert torch.allclose(wg, wr, atol=1e-6)
 
 
 def test_encoder_out_reorder():

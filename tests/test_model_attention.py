@@ -1,5 +1,6 @@
 """Transformer.capture_attention: the model hands back its own softmax weights, and the
-normal path stays the fused kernel, bit for bit."""
+normal path stays the fused kernel, bit for bit (except CPU inference with a few query rows,
+where the explicit products are faster and equal up to float rounding)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch.nn.functional as F
 from test_model import tiny, tokens
 
 from aiayn.decode.search import beam_search
-from aiayn.model import PAD, attend, attend_with_weights
+from aiayn.model import EXPLICIT_MAX_QUERIES, PAD, attend, attend_with_weights, explicit_attention
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -41,6 +42,23 @@ def test_attend_without_a_record_is_the_fused_kernel_bit_for_bit(causal):
     (weights,) = record
     assert weights.shape == (2, 4, 6, 6) and weights.dtype == torch.float32
     torch.testing.assert_close(weights @ v, explicit)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_cpu_inference_with_few_queries_takes_the_explicit_products(causal):
+    """Incremental decoding's shapes (1 or beam-many query rows) skip the fused kernel."""
+    g = torch.Generator().manual_seed(0)
+    for T, explicit in ((1, True), (EXPLICIT_MAX_QUERIES, True), (EXPLICIT_MAX_QUERIES + 1, False)):
+        q, k, v = (torch.randn(2, 4, T, 8, generator=g) for _ in range(3))
+        fused = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        with torch.no_grad():
+            got = attend(q, k, v, None, causal, 0.0)
+        if explicit:
+            assert torch.equal(got, explicit_attention(q, k, v, None, causal, 0.0)[0])
+            torch.testing.assert_close(got, fused, atol=1e-6, rtol=1e-5)
+        else:
+            assert torch.equal(got, fused)
+        assert torch.equal(attend(q, k, v, None, causal, 0.0), fused)  # with grad: fused
 
 
 def test_outside_a_capture_nothing_changes_and_no_weights_are_computed(monkeypatch):

@@ -44,7 +44,6 @@ results, and :func:`search` uses it for beam 1 under both rules, as tensor2tenso
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -83,19 +82,13 @@ class SearchStats:
 # ----------------------------------------------------------------------------- steppers
 
 
-# The fields of aiayn.model.DecoderState. When a state has exactly these, a reorder that only
-# permutes beams *within* each sentence can leave the per-sentence tensors (the encoder-side
-# keys/values, identical for all beams of a sentence) alone and reorder only the
-# self-attention caches: about a quarter of beam search's time on the demo model otherwise.
-_AIAYN_STATE_FIELDS = {"src_pad", "mask", "cross_kv", "self_kv", "length"}
 INITIAL_CACHE_CAPACITY = 8  # positions; aiayn.model's KVCache doubles it when full
 
 
 class CachedStepper:
-    """One decoding step on the key/value cache: ``decode_step`` + ``DecoderState.reorder``."""
+    """One decoding step on the key/value cache: ``decode_step`` + ``state.reorder``."""
 
     def __init__(self, model: Any, enc: Any):
-        import dataclasses
         import inspect
 
         self.model = model
@@ -105,56 +98,14 @@ class CachedStepper:
             self.state = model.init_state(enc, capacity=INITIAL_CACHE_CAPACITY)
         else:
             self.state = model.init_state(enc)
-        self._partial = (
-            dataclasses.is_dataclass(self.state)
-            and {f.name for f in dataclasses.fields(self.state)} == _AIAYN_STATE_FIELDS
-        )
 
     def __call__(self, tokens: Tensor) -> Tensor:
         """tokens (R,) -> logits (R, V) of the next position."""
         return self.model.decode_step(tokens, self.state)
 
-    def reorder(self, index: Tensor, within_sentences: bool = False) -> None:
-        """Keep rows ``index`` (R',), in that order. ``within_sentences``: the caller
-        promises ``index`` only permutes rows among the beams of each sentence (same R)."""
-        if within_sentences and self._partial:
-            for cache in self.state.self_kv:
-                _reorder_cache(cache, index)
-        else:
-            self.state.reorder(index)
-
-
-def _reorder_cache(cache: Any, index: Tensor) -> None:
-    """``cache.reorder(index)`` (same number of rows) for an aiayn.model KVCache, cheaper:
-
-    - through a 2-D view when its buffers are contiguous: torch's index_select along dim 0
-      is about 2.5x faster on a (R, rest) matrix than on the (R, h, capacity, d_k) tensor;
-    - rows that keep their own beam are not copied at all, and when fewer than half move,
-      only those are overwritten in place (copying the cache is most of the memory traffic
-      of a beam-search step).
-    """
-    import torch
-
-    k, v = getattr(cache, "k", None), getattr(cache, "v", None)
-    if not (isinstance(k, torch.Tensor) and isinstance(v, torch.Tensor)):
-        cache.reorder(index)
-        return
-    if not (k.is_contiguous() and v.is_contiguous()):
-        cache.reorder(index)
-        return
-    R = k.size(0)
-    moved = index.ne(torch.arange(R, device=index.device)).nonzero().squeeze(1)  # (m,)
-    if moved.numel() == 0:
-        return
-    k2, v2 = k.view(R, -1), v.view(R, -1)  # (R, h * capacity * d_k)
-    if 2 * moved.numel() < R:
-        # Most beams continue themselves: overwrite only the rows that change, in place.
-        source = index.index_select(0, moved)
-        k2.index_copy_(0, moved, k2.index_select(0, source))
-        v2.index_copy_(0, moved, v2.index_select(0, source))
-        return
-    cache.k = k2.index_select(0, index).view(k.shape)
-    cache.v = v2.index_select(0, index).view(v.shape)
+    def reorder(self, index: Tensor) -> None:
+        """Keep rows ``index`` (R',), in that order."""
+        self.state.reorder(index)
 
 
 class RecomputeStepper:
@@ -173,7 +124,7 @@ class RecomputeStepper:
         self.prefix = col if self.prefix is None else torch.cat([self.prefix, col], dim=1)
         return self.model.decode(self.prefix, self.enc)[:, -1]  # (R, V)
 
-    def reorder(self, index: Tensor, within_sentences: bool = False) -> None:
+    def reorder(self, index: Tensor) -> None:
         """Keep rows ``index`` (R',), in that order."""
         if self.prefix is not None:
             self.prefix = self.prefix.index_select(0, index)
@@ -184,34 +135,41 @@ class CrossAttentionProbe:
     """Captures the cross-attention probabilities of the last decoder layer (mean over heads)
     for the newest position, for the coverage penalty. ``last``: (R, S) after each step.
 
-    Works with :class:`aiayn.model.Transformer` (a forward hook on
-    ``decoder[-1].cross_attn``, recomputing its softmax from the hook's inputs).
+    Works with :class:`aiayn.model.Transformer`: the model's own weights, kept by its
+    attention module (``decoder[-1].cross_attn.record``, the mechanism of
+    ``Transformer.capture_attention``), only the newest call's.
     """
 
     def __init__(self, model: Any):
         try:
             attn = model.decoder[-1].cross_attn
-            attn.q, attn.n_heads  # noqa: B018 (checks the interface)
+            busy = attn.record is not None
         except (AttributeError, TypeError, IndexError):
             raise ConfigError(
                 "translate.coverage_penalty > 0 needs a model whose last decoder layer has "
                 f"cross_attn (aiayn.model.Transformer); {type(model).__name__} has none"
             ) from None
-        self.last: Tensor | None = None
-        self._handle = attn.register_forward_hook(self._hook)
+        if busy:
+            raise RuntimeError("the coverage penalty cannot run inside capture_attention()")
+        self._attn = attn
+        self._calls = _Newest()
+        attn.record = self._calls
 
-    def _hook(self, module: Any, args: tuple, output: Any) -> None:
-        x, kv, mask = args[0], args[1], args[2]  # (B, T, D), keys (B, h, S, d_k), values, mask
-        q = module.q(x[:, -1:])  # (B, 1, h d_k)
-        B, h = q.size(0), module.n_heads
-        q = q.view(B, 1, h, -1).transpose(1, 2)  # (B, h, 1, d_k)
-        scores = (q @ kv[0].transpose(-1, -2)).float() / math.sqrt(q.size(-1))  # (B, h, 1, S)
-        if mask is not None:
-            scores = scores.masked_fill(~mask, float("-inf"))
-        self.last = scores.softmax(-1).mean(1)[:, 0]  # (B, S)
+    @property
+    def last(self) -> Tensor:
+        """(R, S): the newest position's weights, mean over heads."""
+        return self._calls[-1][:, :, -1].mean(1)  # (R, h, T, S) -> (R, S)
 
     def close(self) -> None:
-        self._handle.remove()
+        self._attn.record = None
+
+
+class _Newest(list):
+    """A list that keeps only the newest item appended (one step's attention weights)."""
+
+    def append(self, item: Any) -> None:
+        self.clear()
+        super().append(item)
 
 
 def _stepper(model: Any, enc: Any, cache: bool):
@@ -221,19 +179,25 @@ def _stepper(model: Any, enc: Any, cache: bool):
 # ----------------------------------------------------------------------------- helpers
 
 
-def _next_logprobs(logits: Tensor, forced_end: Tensor | None) -> Tensor:
-    """log-softmax in float32 (R, V); never <pad> or <s>; rows ``forced_end`` (R,) bool may
-    only produce </s>."""
+def _row_candidates(logits: Tensor, forced_end: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    """The ``n`` best next tokens of each row of ``logits`` (R, V): log-probabilities (float32)
+    and ids, both (R, n), best first. Never <pad> or <s>; rows ``forced_end`` (R,) bool may
+    only produce </s>.
+
+    Without the full (R, V) log-softmax: the top of a row's log-softmax is the top of its
+    logits minus the row's log-sum-exp, so only (R, n) values are normalised."""
     import torch
 
-    lprobs = torch.log_softmax(logits.float(), dim=-1)  # (R, V)
-    lprobs[:, PAD] = float("-inf")
-    lprobs[:, BOS] = float("-inf")
-    if forced_end is not None and bool(forced_end.any()):
-        eos = lprobs[:, EOS].clone()  # (R,)
-        lprobs[forced_end] = float("-inf")
-        lprobs[:, EOS] = eos
-    return lprobs
+    logits = logits.float()  # (R, V)
+    lse = torch.logsumexp(logits, dim=-1, keepdim=True)  # (R, 1) over the whole vocabulary
+    logits[:, PAD] = float("-inf")
+    logits[:, BOS] = float("-inf")
+    if bool(forced_end.any()):
+        eos = logits[:, EOS].clone()  # (R,)
+        logits[forced_end] = float("-inf")
+        logits[:, EOS] = eos
+    top, tok = logits.topk(min(n, logits.size(1)), dim=1)  # (R, n)
+    return top - lse, tok
 
 
 def _no_autograd(device: Any):
@@ -296,12 +260,12 @@ def greedy_search(
             src_real = src.ne(PAD)  # (n, S)
             cov = torch.zeros(src.shape, device=device) if probe else None
             for t in range(1, int(max_len.max()) + 2):
-                lprobs = _next_logprobs(step(tokens), t > max_len[sent])  # (R, V)
+                best, tok = _row_candidates(step(tokens), t > max_len[sent], 1)  # (R, 1)
+                best, tok = best[:, 0], tok[:, 0]  # (R,)
                 if stats is not None:
                     stats.steps += 1
                     stats.rows += tokens.size(0)
                     stats.sentences_per_step.append(tokens.size(0))
-                best, tok = lprobs.max(dim=1)  # (R,)
                 logp = logp + best
                 if probe:
                     cov = cov + probe.last
@@ -397,18 +361,19 @@ def beam_search(
             for t in range(1, int(max_len.max()) + 2):
                 na = sent.size(0)
                 forced = (t > lim).repeat_interleave(k)  # (n' k,)
-                lprobs = _next_logprobs(step(tokens), forced)  # (n' k, V)
+                # Each row's best 2k continuations hold the best 2k of the sentence's k beams.
+                row_top, row_tok = _row_candidates(step(tokens), forced, 2 * k)  # (n' k, c)
                 if stats is not None:
                     stats.steps += 1
                     stats.rows += tokens.size(0)
                     stats.sentences_per_step.append(na)
                 if probe:
                     cov = cov + probe.last  # (n' k, S) coverage incl. this step
-                V = lprobs.size(1)
-                cand = (alive.view(-1, 1) + lprobs).view(na, k * V)  # (n', k V)
-                top, idx = cand.topk(min(2 * k, k * V), dim=1)  # (n', 2k), best first
-                beam = torch.div(idx, V, rounding_mode="floor")  # (n', 2k)
-                tok = idx - beam * V  # (n', 2k)
+                c = row_top.size(1)
+                cand = (alive.view(-1, 1) + row_top).view(na, k * c)  # (n', k c)
+                top, idx = cand.topk(min(2 * k, k * c), dim=1)  # (n', 2k), best first
+                beam = torch.div(idx, c, rounding_mode="floor")  # (n', 2k)
+                tok = row_tok.view(na, k * c).gather(1, idx)  # (n', 2k)
                 is_eos = tok.eq(EOS)
 
                 # Candidates ending in </s> finish: t2t, any of the 2k that enters the best
@@ -440,7 +405,7 @@ def beam_search(
                     break
                 keep = (~done).nonzero().squeeze(1)  # (n'',)
                 rows = (keep[:, None] * k + new_beam[keep]).view(-1)  # (n'' k,)
-                step.reorder(rows, within_sentences=keep.size(0) == na)
+                step.reorder(rows)
                 hist = torch.cat([hist.index_select(0, rows), new_tok[keep].view(-1, 1)], 1)
                 tokens = new_tok[keep].view(-1)
                 if probe:
