@@ -8,7 +8,8 @@ import os
 import pytest
 import torch
 
-from aiayn.average import average_checkpoints, list_checkpoints
+from aiayn.average import average_checkpoints
+from aiayn.checkpoint import list_checkpoints
 from aiayn.config import AverageConfig
 from aiayn.errors import DataError, MissingInputError
 from aiayn.fsio import sha256_file

@@ -9,8 +9,8 @@ import json
 import pytest
 from train_support import FAST_BF16, SLOW_BF16, make_shards, tiny_params
 
+from aiayn.checkpoint import list_checkpoints, load_checkpoint
 from aiayn.errors import ConfigError
-from aiayn.train.checkpoint import list_checkpoints, load_checkpoint
 from aiayn.train.trainer import run_training
 
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from train_support import make_shards, tiny_params
 
-from aiayn.train.checkpoint import checkpoint_reason, list_checkpoints, load_checkpoint
+from aiayn.checkpoint import checkpoint_reason, list_checkpoints, load_checkpoint
 from aiayn.train.trainer import run_training
 
 
@@ -186,7 +186,7 @@ def test_rerun_at_max_steps_does_nothing(data, tmp_path, capsys):
 def test_timer_checkpoints_are_recorded_and_never_crowd_out_the_grid(data, tmp_path, monkeypatch):
     # A timer that is due at every step (a very slow machine), save_every 2, keep_last 2:
     # every checkpoint says why it was written, and rotation keeps the grid ones.
-    from aiayn.train import checkpoint
+    from aiayn import checkpoint
 
     written = []
     save = checkpoint.save_checkpoint

@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiayn.config import ModelConfig, Params, TrainConfig, to_dict
 from aiayn.errors import AiaynError
+from aiayn.precision import Precision
 from aiayn.train.distributed import DistEnv
 from aiayn.train.loss import label_smoothed_nll_loss
-from aiayn.train.precision import Precision
 from aiayn.train.schedule import noam_lr, set_lr
 
 if TYPE_CHECKING:
@@ -295,7 +295,7 @@ def run_training(
 ) -> None:
     """Train (or resume, or do nothing) as ``params`` say; the ``train`` stage.
 
-    Checkpoints ``checkpoints/checkpoint_<step:08d>.pt`` (see :mod:`aiayn.train.checkpoint`),
+    Checkpoints ``checkpoints/checkpoint_<step:08d>.pt`` (see :mod:`aiayn.checkpoint`),
     curves and ``metrics.json`` in ``live`` (dvclive). ``train.nproc > 1`` outside torchrun
     launches torchrun with that many processes. SIGTERM/SIGINT save a checkpoint and exit
     with 143/130. Reaching ``max_steps`` (or finding a checkpoint already there) returns.
@@ -325,11 +325,11 @@ class _Run:
     def run(self) -> None:
         import torch
 
+        from aiayn.checkpoint import find_resume, load_checkpoint, training_fingerprint
         from aiayn.dataset import ShardDataset, check_tokenizer
         from aiayn.fsio import ensure_writable_dir
-        from aiayn.train.checkpoint import find_resume, load_checkpoint, training_fingerprint
+        from aiayn.precision import select_device, select_precision
         from aiayn.train.distributed import all_gather_objects, init_process_group
-        from aiayn.train.precision import select_device, select_precision
 
         cfg, env = self.cfg, self.env
         if cfg.threads > 0:
@@ -375,9 +375,9 @@ class _Run:
 
     def _train(self, train_ds, vocab_size, device, precision, fp, fp_inputs, state, path):
         from aiayn.batching import BatchLoader, TokenBatchSampler
+        from aiayn.checkpoint import restore_rng
         from aiayn.dataset import ShardDataset
         from aiayn.model import Transformer
-        from aiayn.train.checkpoint import restore_rng
         from aiayn.train.distributed import peer_failure, under_launcher
         from aiayn.train.flops import Utilisation, peak_flops
         from aiayn.train.live import TrainLog
@@ -475,7 +475,7 @@ class _Run:
         import torch
         from tqdm import tqdm
 
-        from aiayn.train.checkpoint import save_reason
+        from aiayn.checkpoint import save_reason
 
         cfg, env = self.cfg, self.env
         device = trainer.device
@@ -586,8 +586,8 @@ class _Run:
         }
 
     def _save(self, trainer, loader, reason: str) -> None:
-        """Write a checkpoint; ``reason``: why (:data:`aiayn.train.checkpoint.REASONS`)."""
-        from aiayn.train.checkpoint import (
+        """Write a checkpoint; ``reason``: why (:data:`aiayn.checkpoint.REASONS`)."""
+        from aiayn.checkpoint import (
             FORMAT,
             capture_rng,
             save_checkpoint,

@@ -1,4 +1,9 @@
-"""Checkpoints: atomic save, rotation, safe resume, fingerprints and RNG states.
+"""Model files: training checkpoints and the averaged model folder (train, average, translate).
+
+Checkpoints: atomic save, rotation, safe resume, fingerprints and RNG states; the single
+loader (:func:`load_checkpoint`) for resuming and for averaging. The model folder
+(``model.pt`` + ``model.json``, :func:`save_model`, :func:`read_model_meta`,
+:func:`load_model_weights`) is what averaging writes and decoding reads.
 
 A checkpoint is ``<dir>/checkpoint_<step:08d>.pt``, written with ``torch.save`` to a
 temporary sibling, flushed to disk and renamed into place, so a crash never leaves a
@@ -44,11 +49,17 @@ the previous one is tried. When the newest loadable checkpoint has a *different*
 the run starts fresh and every checkpoint in the folder is **deleted** (with a warning naming
 the old and new fingerprint): they belong to another configuration and would otherwise be
 averaged by the next stage. The previous completed run's checkpoints stay in the DVC cache.
+
+The model folder: ``model.pt``, a weights-only state dict; ``model.json``, ``{"model_config":
+{...}, "vocab_size": int, "tokenizer": path, "tokenizer_sha256": str, "steps": [int]}``
+(:data:`MODEL_META_KEYS`), the tokenizer path relative to the working folder when inside it
+and resolved from the working folder or the folders above the model folder when read.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import re
 import sys
@@ -57,9 +68,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiayn.config import Params, fingerprint, to_dict
-from aiayn.errors import DataError
-from aiayn.fsio import atomic_file, load_weights_only, sha256_file
+from aiayn.config import ModelConfig, Params, fingerprint, to_dict
+from aiayn.errors import DataError, MissingInputError
+from aiayn.fsio import atomic_dir, atomic_file, load_weights_only, sha256_file
 
 FORMAT = 1
 REQUIRED_KEYS = (
@@ -74,6 +85,8 @@ REQUIRED_KEYS = (
     "rng",
     "sampler",
 )
+# What every use of a checkpoint (resume, averaging) needs, with its type.
+WEIGHT_KEYS = (("model", dict), ("step", int), ("model_config", dict), ("vocab_size", int))
 # Why a checkpoint was written ("reason" key); only "grid" checkpoints are averaged.
 REASONS = ("grid", "final", "timer", "signal")
 _NAME = re.compile(r"^checkpoint_(\d{8,})\.pt$")
@@ -259,10 +272,20 @@ def check_weights_only(obj: Any, where: str = "state") -> None:
     raise TypeError(f"{where} is a {type(obj).__name__}, which weights-only loading refuses")
 
 
-def load_checkpoint(path: Path, map_location: Any = "cpu") -> dict:
-    """Load and check a checkpoint (``weights_only=True``); raise :class:`CheckpointError`."""
+def load_checkpoint(path: Path, map_location: Any = "cpu", *, resume: bool = True) -> dict:
+    """Load and check a checkpoint (``weights_only=True``); raise :class:`CheckpointError`.
+
+    Every use needs :data:`WEIGHT_KEYS` (of those types, ``model`` holding tensors only) and
+    a format this code reads. ``resume``: also every key of :data:`REQUIRED_KEYS` (training
+    state); False (averaging): a file that does not load says how to rebuild it. A file that
+    would need unpickling arbitrary objects is refused, never unpickled.
+    """
     state = load_weights_only(
-        path, what="checkpoint", error=CheckpointError, map_location=map_location
+        path,
+        what="checkpoint",
+        fix="" if resume else "delete it, or rerun `dvc repro train` to rebuild it",
+        error=CheckpointError,
+        map_location=map_location,
     )
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: not a checkpoint (a {type(state).__name__})")
@@ -272,9 +295,22 @@ def load_checkpoint(path: Path, map_location: Any = "cpu") -> dict:
             f"{path}: checkpoint format {fmt} is newer than this code reads ({FORMAT})"
         )
     missing = [k for k in REQUIRED_KEYS if k not in state]
-    if missing:
+    if resume and missing:
         raise CheckpointError(f"{path}: not a training checkpoint (missing {', '.join(missing)})")
+    _check_weight_keys(state, path)
     return state
+
+
+def _check_weight_keys(state: dict, path: Path) -> None:
+    """:data:`WEIGHT_KEYS` present with their types, and ``model`` a dict of tensors."""
+    import torch
+
+    for key, typ in WEIGHT_KEYS:
+        if not isinstance(state.get(key), typ):
+            raise CheckpointError(f"{path}: checkpoint key {key!r} missing or not a {typ.__name__}")
+    for name, t in state["model"].items():
+        if not isinstance(t, torch.Tensor):
+            raise CheckpointError(f"{path}: model entry {name!r} is not a tensor")
 
 
 @dataclass
@@ -332,6 +368,120 @@ def find_resume(
                 p.unlink(missing_ok=True)
         return Resume(None, None, discarded + stale)
     return Resume(None, None, discarded)
+
+
+# ----------------------------------------------------------------------------- model folder
+
+MODEL_WEIGHTS = "model.pt"
+MODEL_META = "model.json"
+# model.json's keys and their types (``steps``, the averaged steps, is for humans).
+MODEL_META_KEYS = (
+    ("model_config", dict),
+    ("vocab_size", int),
+    ("tokenizer", str),
+    ("tokenizer_sha256", str),
+)
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """A model folder's ``model.json``, checked (:func:`read_model_meta`)."""
+
+    path: Path  # the model.json file
+    config: ModelConfig
+    vocab_size: int
+    tokenizer: Path  # resolved: :func:`resolve_tokenizer_path`
+    tokenizer_sha256: str
+
+
+def model_meta(model_config: dict, vocab_size: int, tokenizer: Path, steps: list[int]) -> dict:
+    """``model.json``'s dict for weights built from checkpoints of ``steps``; the tokenizer
+    path is stored relative to the working folder (the project root) when inside it."""
+    return {
+        "model_config": model_config,
+        "vocab_size": vocab_size,
+        "tokenizer": _tokenizer_ref(tokenizer),
+        "tokenizer_sha256": sha256_file(tokenizer),
+        "steps": steps,
+    }
+
+
+def _tokenizer_ref(tokenizer: Path) -> str:
+    """The tokenizer path as stored in model.json: relative to the working folder if inside."""
+    try:
+        return Path(tokenizer).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(Path(tokenizer).resolve())
+
+
+def resolve_tokenizer_path(ref: str, model_dir: Path) -> Path:
+    """model.json's tokenizer path: absolute as is; relative to the project root, i.e. the
+    working folder, else the nearest folder above ``model_dir`` where it exists."""
+    p = Path(ref)
+    if p.is_absolute() or p.exists():
+        return p
+    for parent in Path(model_dir).resolve().parents:
+        if (parent / p).exists():
+            return parent / p
+    return p
+
+
+def save_model(out: Path, weights: dict, meta: dict) -> None:
+    """Write the model folder ``out`` atomically: ``model.pt`` (``weights``, a state dict
+    saved weights-only) and ``model.json`` (``meta``, see :func:`model_meta`)."""
+    import torch
+
+    with atomic_dir(out) as tmp:
+        with open(tmp / MODEL_WEIGHTS, "wb") as f:  # a full disk: an OSError, see save_checkpoint
+            torch.save(weights, f)
+        (tmp / MODEL_META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+def read_model_meta(model_dir: Path) -> ModelMeta:
+    """The checked ``model.json`` of the model folder ``model_dir`` (both files must exist:
+    :class:`MissingInputError`; bad JSON, keys or model_config: :class:`DataError`)."""
+    model_dir = Path(model_dir)
+    meta_path = model_dir / MODEL_META
+    for p in (meta_path, model_dir / MODEL_WEIGHTS):
+        if not p.is_file():
+            raise MissingInputError(
+                f"no trained model in {model_dir} ({p.name} is missing): "
+                f"run `dvc repro average` first"
+            )
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise DataError(f"{meta_path}: not valid JSON ({e})") from None
+    for key, typ in MODEL_META_KEYS:
+        if not isinstance(meta.get(key), typ):
+            raise DataError(f"{meta_path}: key {key!r} missing or not a {typ.__name__}")
+    try:
+        cfg = ModelConfig(**meta["model_config"])
+    except TypeError as e:
+        raise DataError(f"{meta_path}: bad model_config: {e}") from None
+    tokenizer = resolve_tokenizer_path(meta["tokenizer"], model_dir)
+    return ModelMeta(meta_path, cfg, meta["vocab_size"], tokenizer, meta["tokenizer_sha256"])
+
+
+def load_model_weights(model_dir: Path) -> dict:
+    """The state dict in ``model_dir/model.pt``, loaded weights-only, without the
+    ``_orig_mod.`` (torch.compile) and ``module.`` (DDP) prefixes; :class:`DataError`."""
+    weights = Path(model_dir) / MODEL_WEIGHTS
+    state = load_weights_only(weights, what="model", fix="rebuild it with `dvc repro average`")
+    if not isinstance(state, dict):
+        raise DataError(f"{weights}: not a state dict")
+    return _strip_prefixes(state)
+
+
+def _strip_prefixes(state: dict) -> dict:
+    """Drop ``_orig_mod.`` (torch.compile) and ``module.`` (DDP) prefixes from state keys."""
+    out = {}
+    for k, v in state.items():
+        for prefix in ("_orig_mod.", "module."):
+            while k.startswith(prefix):
+                k = k[len(prefix) :]
+        out[k] = v
+    return out
 
 
 # ----------------------------------------------------------------------------- RNG states
