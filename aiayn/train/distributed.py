@@ -2,9 +2,9 @@
 
 One node, N processes: ``train.nproc: N`` (N > 1) makes :func:`aiayn.train.trainer.run_training`
 call :func:`launch`, which runs ``python -m torch.distributed.run --standalone
---nproc_per_node=N -m aiayn.train.distributed <params> <shards> <tokenizer> <checkpoints>
-<live>``; each worker (this module's ``main``) calls ``run_training`` again, which sees the
-torchrun environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``) and trains one rank.
+--nproc_per_node=N -m aiayn.train.worker <params> <shards> <tokenizer> <checkpoints>
+<live>``; each worker (:mod:`aiayn.train.worker`) calls ``run_training`` again, which sees
+the torchrun environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``) and trains one rank.
 
 Several nodes: start the stage under torchrun yourself on every node, e.g.
 ``torchrun --nnodes=2 --node-rank=0 --nproc-per-node=8 --rdzv-endpoint=host:29500
@@ -26,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from aiayn.errors import AiaynError
+
+# The module torchrun runs in each worker process (named, not imported: it imports the trainer).
+WORKER = "aiayn.train.worker"
 
 
 @dataclass(frozen=True)
@@ -135,7 +138,7 @@ def torchrun_command(nproc: int, args: list[str]) -> list[str]:
         "--standalone",
         f"--nproc_per_node={nproc}",
         "-m",
-        "aiayn.train.distributed",
+        WORKER,
         *args,
     ]
 
@@ -172,24 +175,3 @@ def launch(params, shards: Path, tokenizer: Path, checkpoints: Path, live: Path)
         raise SystemExit(128 + received[0])
     if rc != 0:
         raise AiaynError(f"torchrun training workers failed (exit code {rc}); see their output")
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Worker entry point: ``python -m aiayn.train.distributed PARAMS SHARDS TOKENIZER CKPT LIVE``."""
-    from aiayn.cli_util import fail, run_main
-    from aiayn.config import load_params
-    from aiayn.train.trainer import run_training
-
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 5:
-        fail("usage: python -m aiayn.train.distributed PARAMS SHARDS TOKENIZER CHECKPOINTS LIVE")
-    params, shards, tokenizer, checkpoints, live = argv
-    run_main(
-        lambda: run_training(
-            load_params(params), Path(shards), Path(tokenizer), Path(checkpoints), Path(live)
-        )
-    )
-
-
-if __name__ == "__main__":
-    main()
