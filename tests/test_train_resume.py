@@ -195,7 +195,7 @@ def test_timer_checkpoints_are_recorded_and_never_crowd_out_the_grid(data, tmp_p
         written.append((state["step"], state["reason"]))
         return save(state, directory, keep_last)
 
-    monkeypatch.setattr(checkpoint, "save_checkpoint", recording)
+    monkeypatch.setattr("aiayn.train.trainer.save_checkpoint", recording)
     ckpt, live = tmp_path / "ckpt", tmp_path / "live"
     params = tiny_params(max_steps=5, save_every=2, keep_last=2, save_every_minutes=1e-9)
     run_training(params, *data, ckpt, live)
