@@ -308,9 +308,9 @@ class TrainPaths:
 
 @dataclass
 class RunState:
-    """What one rank's run knows besides the :class:`Trainer`, all of it saved in every
-    checkpoint: where and how it computes, what it trains on, and the totals carried across
-    resumes."""
+    """What one rank's run knows besides the :class:`Trainer`: where and how it computes,
+    what it trains on, and the totals carried across resumes (every checkpoint records all
+    but the device)."""
 
     device: torch.device
     precision: Precision
