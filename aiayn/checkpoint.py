@@ -68,6 +68,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+
 from aiayn.config import ModelConfig, Params, fingerprint, to_dict
 from aiayn.errors import DataError, MissingInputError
 from aiayn.fsio import atomic_dir, atomic_file, load_weights_only, sha256_file
@@ -200,8 +203,6 @@ def save_reason(step: int, save_every: int, *, final: bool, signal: bool, timer:
 def checkpoint_reason(path: Path) -> str | None:
     """The ``reason`` stored in a checkpoint file, read without loading its tensors (mmap);
     ``"grid"`` for a checkpoint written before the key existed, None if it does not load."""
-    import torch
-
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # truncated or corrupt: resume decides what to do with it
@@ -235,8 +236,6 @@ def save_checkpoint(state: dict, directory: Path, keep_last: int) -> Path:
     The file is written to a temporary sibling, fsync'ed and renamed, so the final name
     only ever holds a complete checkpoint.
     """
-    import torch
-
     missing = [k for k in (*REQUIRED_KEYS, "reason") if k not in state]
     if missing:
         raise ValueError(f"checkpoint state lacks keys {missing}")
@@ -255,8 +254,6 @@ def save_checkpoint(state: dict, directory: Path, keep_last: int) -> Path:
 def check_weights_only(obj: Any, where: str = "state") -> None:
     """Raise TypeError naming the first value ``torch.load(weights_only=True)`` would refuse
     (only tensors, numbers, strings, None, and lists/tuples/dicts of them are allowed)."""
-    import torch
-
     if obj is None or isinstance(obj, bool | int | float | str | torch.Tensor | torch.dtype):
         return
     if isinstance(obj, dict):
@@ -303,8 +300,6 @@ def load_checkpoint(path: Path, map_location: Any = "cpu", *, resume: bool = Tru
 
 def _check_weight_keys(state: dict, path: Path) -> None:
     """:data:`WEIGHT_KEYS` present with their types, and ``model`` a dict of tensors."""
-    import torch
-
     for key, typ in WEIGHT_KEYS:
         if not isinstance(state.get(key), typ):
             raise CheckpointError(f"{path}: checkpoint key {key!r} missing or not a {typ.__name__}")
@@ -429,8 +424,6 @@ def resolve_tokenizer_path(ref: str, model_dir: Path) -> Path:
 def save_model(out: Path, weights: dict, meta: dict) -> None:
     """Write the model folder ``out`` atomically: ``model.pt`` (``weights``, a state dict
     saved weights-only) and ``model.json`` (``meta``, see :func:`model_meta`)."""
-    import torch
-
     with atomic_dir(out) as tmp:
         with open(tmp / MODEL_WEIGHTS, "wb") as f:  # a full disk: an OSError, see save_checkpoint
             torch.save(weights, f)
@@ -492,9 +485,6 @@ def capture_rng(device: Any = None) -> dict:
 
     Converted to tensors, numbers and lists so ``torch.load(weights_only=True)`` reads them.
     """
-    import numpy as np
-    import torch
-
     name, keys, pos, has_gauss, cached = np.random.get_state()
     version, internal, gauss_next = random.getstate()
     cuda = None
@@ -516,9 +506,6 @@ def capture_rng(device: Any = None) -> dict:
 
 def restore_rng(state: dict, device: Any = None) -> None:
     """Inverse of :func:`capture_rng`."""
-    import numpy as np
-    import torch
-
     torch.set_rng_state(state["torch"].cpu())
     if state.get("cuda") is not None and device is not None and device.type == "cuda":
         torch.cuda.set_rng_state(state["cuda"].cpu(), device)
@@ -538,8 +525,6 @@ def restore_rng(state: dict, device: Any = None) -> None:
 
 def weights_checksum(model) -> str:
     """sha256 of a model's parameters and buffers (bitwise; to compare DDP ranks)."""
-    import torch
-
     h = hashlib.sha256()
     for name, t in sorted(model.state_dict().items()):
         h.update(name.encode())

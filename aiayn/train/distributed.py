@@ -25,6 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch.distributed as dist
+
+from aiayn.config import dump_params
 from aiayn.errors import AiaynError
 
 # The module torchrun runs in each worker process (named, not imported: it imports the trainer).
@@ -69,8 +72,6 @@ def dist_env() -> DistEnv:
 
 def init_process_group(env: DistEnv, device) -> None:
     """Join the job's process group: NCCL on CUDA, gloo on CPU (no-op for one process)."""
-    import torch.distributed as dist
-
     if not env.distributed or dist.is_initialized():
         return
     backend = "nccl" if device.type == "cuda" else "gloo"
@@ -79,16 +80,12 @@ def init_process_group(env: DistEnv, device) -> None:
 
 
 def destroy_process_group() -> None:
-    import torch.distributed as dist
-
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
 
 def all_reduce_sum(t):
     """Sum a tensor over ranks in place (returns it); identity for one process."""
-    import torch.distributed as dist
-
     if dist.is_available() and dist.is_initialized():
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t
@@ -98,7 +95,6 @@ def all_gather_objects(obj: Any, env: DistEnv) -> list:
     """A list with every rank's ``obj`` (rank order); ``[obj]`` for one process."""
     if not env.distributed:
         return [obj]
-    import torch.distributed as dist
 
     out: list = [None] * env.world_size
     dist.all_gather_object(out, obj)
@@ -107,16 +103,12 @@ def all_gather_objects(obj: Any, env: DistEnv) -> list:
 
 def barrier(env: DistEnv) -> None:
     if env.distributed:
-        import torch.distributed as dist
-
         dist.barrier()
 
 
 def peer_failure(e: BaseException) -> bool:
     """Whether ``e`` says that another rank is gone (its process or node stopped, or the
     network between them failed), as gloo and NCCL report it."""
-    import torch.distributed as dist
-
     dist_error = getattr(dist, "DistError", ())
     if dist_error and isinstance(e, dist_error):
         return True
@@ -149,8 +141,6 @@ def launch(params, shards: Path, tokenizer: Path, checkpoints: Path, live: Path)
     SIGINT and SIGTERM are forwarded to torchrun, which forwards them to the workers; they
     save a checkpoint and exit. Raises SystemExit with the workers' failure code.
     """
-    from aiayn.config import dump_params
-
     nproc = params.train.nproc
     with tempfile.TemporaryDirectory(prefix="aiayn-torchrun-") as tmp:
         params_file = Path(tmp) / "params.yaml"
