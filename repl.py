@@ -50,7 +50,7 @@ def _load() -> None:
 def _from_latest_checkpoint():
     """A Translator over the newest checkpoint, or (None, None) if there is none."""
     from aiayn import paths
-    from aiayn.average import list_checkpoints, load_checkpoint
+    from aiayn.checkpoint import list_checkpoints, load_checkpoint
     from aiayn.config import ModelConfig
     from aiayn.decode.translator import Translator
     from aiayn.model import Transformer
@@ -61,7 +61,7 @@ def _from_latest_checkpoint():
     if not found or not tok_path.exists():
         return None, None
     step, path = found[-1]
-    ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(path, resume=False)  # the weights only
     net = Transformer(ModelConfig(**ckpt["model_config"]), ckpt["vocab_size"])
     net.load_state_dict(ckpt["model"])
     return Translator(net.eval(), load_tokenizer(tok_path)), path

@@ -2,55 +2,35 @@
 
 The paper averages the last 5 (base) or 20 (big) checkpoints, written at 10-minute
 intervals. Here they are the checkpoints on the ``train.save_every`` step grid (their
-``reason`` is ``"grid"``, see :mod:`aiayn.train.checkpoint`), the last ``average.last`` of
+``reason`` is ``"grid"``, see :mod:`aiayn.checkpoint`), the last ``average.last`` of
 them by step: evenly spaced whatever the hardware's speed. Checkpoints written on a timer, on
 a signal or at an off-grid ``train.max_steps`` are for resuming and are never averaged (a
 warning names those newer than the last averaged one). A run that has fewer than
 ``average.last`` grid checkpoints (a short run) still works: all of them are averaged, with a
 warning.
 
-Every checkpoint is loaded with ``torch.load(weights_only=True)``; a file that needs
-unpickling of arbitrary objects is refused, never unpickled. Averaging accumulates in float32.
-The result, ``model.pt`` (a weights-only float32 state dict) and ``model.json`` (model
-config, vocabulary size, tokenizer path and sha256, averaged steps), is written atomically.
+Every checkpoint is loaded by :func:`aiayn.checkpoint.load_checkpoint` (weights-only; a file
+that needs unpickling of arbitrary objects is refused, never unpickled). Averaging
+accumulates in float32. The result, the model folder of :mod:`aiayn.checkpoint` (``model.pt``,
+a weights-only float32 state dict, and ``model.json``: model config, vocabulary size,
+tokenizer path and sha256, averaged steps), is written atomically.
 """
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 
+from aiayn.checkpoint import (
+    REASONS,
+    checkpoint_reason,
+    list_checkpoints,
+    load_checkpoint,
+    model_meta,
+    save_model,
+)
 from aiayn.config import AverageConfig
 from aiayn.errors import DataError, MissingInputError
-from aiayn.train.checkpoint import REASONS, checkpoint_reason, list_checkpoints
-
-__all__ = ["average_checkpoints", "average_state_dicts", "choose_checkpoints", "list_checkpoints"]
-
-
-def load_checkpoint(path: Path) -> dict:
-    """A checkpoint loaded weights-only on the CPU, with its keys checked.
-
-    Raises :class:`DataError` naming the file if it cannot be loaded weights-only (e.g. it
-    pickles arbitrary objects) or lacks ``model`` (a state dict of tensors), ``step``,
-    ``model_config`` or ``vocab_size``.
-    """
-    import torch
-
-    from aiayn.fsio import load_weights_only
-
-    ckpt = load_weights_only(
-        path, what="checkpoint", fix="delete it, or rerun `dvc repro train` to rebuild it"
-    )
-    if not isinstance(ckpt, dict):
-        raise DataError(f"{path}: not a checkpoint (expected a dict, got {type(ckpt).__name__})")
-    for key, types in (("model", dict), ("step", int), ("model_config", dict), ("vocab_size", int)):
-        if not isinstance(ckpt.get(key), types):
-            raise DataError(f"{path}: checkpoint key {key!r} missing or not a {types.__name__}")
-    for name, t in ckpt["model"].items():
-        if not isinstance(t, torch.Tensor):
-            raise DataError(f"{path}: model entry {name!r} is not a tensor")
-    return ckpt
 
 
 def _check_same(ref: dict, ref_path: Path, ckpt: dict, path: Path) -> None:
@@ -102,7 +82,7 @@ def average_state_dicts(chosen: list[tuple[int, Path]]) -> tuple[dict, dict]:
     total: dict = {}
     first = first_path = None
     for step, path in chosen:
-        ckpt = load_checkpoint(path)
+        ckpt = load_checkpoint(path, resume=False)
         if ckpt["step"] != step:
             raise DataError(
                 f"{path}: file name says step {step} but the checkpoint holds step {ckpt['step']}"
@@ -132,14 +112,6 @@ def average_state_dicts(chosen: list[tuple[int, Path]]) -> tuple[dict, dict]:
     return avg, last
 
 
-def _tokenizer_ref(tokenizer: Path) -> str:
-    """The tokenizer path as stored in model.json: relative to the working folder if inside."""
-    try:
-        return Path(tokenizer).resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return str(Path(tokenizer).resolve())
-
-
 def choose_checkpoints(checkpoints: Path, last: int) -> list[tuple[int, Path]]:
     """(step, path) of the last ``last`` checkpoints on the ``train.save_every`` grid.
 
@@ -155,7 +127,7 @@ def choose_checkpoints(checkpoints: Path, last: int) -> list[tuple[int, Path]]:
     reasons = {p: checkpoint_reason(p) for _, p in found}
     for p, reason in reasons.items():
         if reason is None:
-            load_checkpoint(p)  # raises the DataError saying why it does not load
+            load_checkpoint(p, resume=False)  # raises the DataError saying why it does not load
             raise DataError(f"{p}: unknown checkpoint reason (not one of {', '.join(REASONS)})")
     grid = [(s, p) for s, p in found if reasons[p] == "grid"]
     if not grid:
@@ -190,23 +162,12 @@ def average_checkpoints(cfg: AverageConfig, checkpoints: Path, tokenizer: Path, 
     averaged (:func:`choose_checkpoints`); fewer than ``cfg.last``: all of those, with a
     warning. No checkpoint: :class:`MissingInputError`.
     """
-    import torch
-
-    from aiayn.fsio import atomic_dir, require_inputs, sha256_file
+    from aiayn.fsio import require_inputs
 
     require_inputs(checkpoints, stage="train")
     require_inputs(tokenizer, stage="tokenize")
     chosen = choose_checkpoints(checkpoints, cfg.last)
     avg, last = average_state_dicts(chosen)
-    meta = {
-        "model_config": last["model_config"],
-        "vocab_size": last["vocab_size"],
-        "tokenizer": _tokenizer_ref(tokenizer),
-        "tokenizer_sha256": sha256_file(tokenizer),
-        "steps": [s for s, _ in chosen],
-    }
-    with atomic_dir(out) as tmp:
-        with open(tmp / "model.pt", "wb") as f:  # a full disk: an OSError, see save_checkpoint
-            torch.save(avg, f)
-        (tmp / "model.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    meta = model_meta(last["model_config"], last["vocab_size"], tokenizer, [s for s, _ in chosen])
+    save_model(out, avg, meta)
     return meta

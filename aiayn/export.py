@@ -393,8 +393,10 @@ def write_transformers(model: Transformer, tokenizer, out: Path) -> dict:
 
 def export_ctranslate2(model_dir: Path, out: Path, quantization: str | None = None) -> dict:
     """Write the CTranslate2 export of ``model_dir`` to ``out`` (replaced atomically)."""
-    ctranslate2 = _import_ctranslate2()
+    from aiayn.decode.ctranslate2 import import_ctranslate2
     from aiayn.fsio import atomic_dir, ensure_writable_dir
+
+    ctranslate2 = import_ctranslate2()
 
     model, tokenizer = _load(model_dir)
     ensure_writable_dir(Path(out).parent)
@@ -448,17 +450,6 @@ def check_ctranslate2(model: Transformer, ct2_dir: Path, tokenizer) -> str:
             f"{n} check sentences; nothing was written"
         )
     return f"equal to aiayn's on {same} of {n} check sentences"
-
-
-def _import_ctranslate2():
-    try:
-        import ctranslate2
-    except ImportError:
-        raise ConfigError(
-            'ctranslate2 is not installed: pip install -e ".[export]" (or pip install '
-            "ctranslate2), then run the export again"
-        ) from None
-    return ctranslate2
 
 
 def converter_class():

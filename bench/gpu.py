@@ -336,8 +336,8 @@ def train_case(model, preset: str, prec_name: str, device, args, case_deadline: 
     from aiayn.config import TrainConfig
     from aiayn.model import PAD, PRESETS
     from aiayn.model_info import train_flops
+    from aiayn.precision import select_precision
     from aiayn.train.flops import gpu_peak_flops
-    from aiayn.train.precision import select_precision
     from aiayn.train.trainer import Trainer
     from bench.bench_train import make_batch
 
@@ -470,7 +470,7 @@ def decode_case(device, args, deadline: float) -> list[dict]:
     import torch
 
     from aiayn.model import PRESETS, Transformer
-    from aiayn.train.precision import select_precision
+    from aiayn.precision import select_precision
     from bench import bench_decode as bd
 
     prec = select_precision("auto", device.type)
@@ -696,7 +696,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from aiayn.model import PRESETS, Transformer
-    from aiayn.train.precision import select_device
+    from aiayn.precision import select_device
 
     device = select_device(args.device, key="--device")
     if device.type != "cuda" and args.device == "auto" and not args.tiny:
@@ -713,8 +713,8 @@ def main(argv: list[str] | None = None) -> int:
     mm: dict[str, dict] = {}
 
     def matmuls() -> list[dict]:
+        from aiayn.precision import select_precision
         from aiayn.train.flops import gpu_peak_flops
-        from aiayn.train.precision import select_precision
 
         figs = []
         for p in args.precisions:

@@ -46,6 +46,6 @@ def cpu_bf16(monkeypatch):
     ``SLOW_BF16`` (tests/train_support.py) are an AMX Xeon's and an AVX2-only EPYC's."""
 
     def use(probe):
-        monkeypatch.setattr("aiayn.train.precision.probe_cpu_bf16", lambda: probe)
+        monkeypatch.setattr("aiayn.precision.probe_cpu_bf16", lambda: probe)
 
     return use

@@ -8,7 +8,8 @@ import os
 import pytest
 import torch
 
-from aiayn.average import average_checkpoints, list_checkpoints
+from aiayn.average import average_checkpoints
+from aiayn.checkpoint import list_checkpoints
 from aiayn.config import AverageConfig
 from aiayn.errors import DataError, MissingInputError
 from aiayn.fsio import sha256_file
@@ -187,3 +188,31 @@ def test_no_grid_checkpoint_is_an_error(tmp_path, tok):
     with pytest.raises(DataError, match="none of its 2 checkpoint.s. is on the train.save_every"):
         average_checkpoints(AverageConfig(last=1), ck, tok, tmp_path / "model")
     assert not (tmp_path / "model").exists()
+
+
+def test_a_newer_checkpoint_format_is_refused(tmp_path, tok):
+    # One loader for resuming and averaging (aiayn.checkpoint): both refuse a format they
+    # do not read, instead of averaging keys they may misread.
+    ck = tmp_path / "ck"
+    path = save_ckpt(ck, 1, {"w": torch.zeros(1)}, format=2)
+    with pytest.raises(DataError, match=f"{path}: checkpoint format 2 is newer"):
+        average_checkpoints(AverageConfig(last=1), ck, tok, tmp_path / "model")
+
+
+def test_the_model_folder_reads_back_what_averaging_wrote(tmp_path, tok, monkeypatch):
+    from aiayn.checkpoint import load_model_weights, read_model_meta, save_model
+
+    monkeypatch.chdir(tmp_path)  # the tokenizer path is stored relative to the project root
+    ck, out = tmp_path / "ck", tmp_path / "data" / "model"
+    save_ckpt(ck, 3, {"w": torch.tensor([2.0])})
+    average_checkpoints(AverageConfig(last=1), ck, tok, out)
+    assert json.loads((out / "model.json").read_text())["tokenizer"] == "tokenizer.json"
+    monkeypatch.chdir(out.parent)  # elsewhere: found in the folders above the model folder
+    meta = read_model_meta(out)
+    assert (meta.vocab_size, meta.tokenizer, meta.tokenizer_sha256) == (5, tok, sha256_file(tok))
+    assert (meta.config.d_model, meta.config.n_heads) == (4, 2)
+    weights = load_model_weights(out)
+    assert list(weights) == ["w"] and torch.equal(weights["w"], torch.tensor([2.0]))
+    # torch.compile and DDP prefixes are dropped on reading
+    save_model(out, {"_orig_mod.module.w": torch.tensor([1.0])}, json.loads(meta.path.read_text()))
+    assert list(load_model_weights(out)) == ["w"]

@@ -18,9 +18,9 @@ from aiayn.hardware import (
     native_bf16_isa,
     probe_cpu_bf16,
 )
+from aiayn.precision import select_device, select_precision
 from aiayn.train import flops
 from aiayn.train.flops import Utilisation
-from aiayn.train.precision import select_device, select_precision
 
 # torch 2.4-2.6 CUDA 12 wheels
 CU12 = ["sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90"]
@@ -233,7 +233,7 @@ def test_probe_sees_an_avx2_only_cpu_through_the_emulation():
     import sys
 
     code = (
-        "from aiayn.train.precision import select_precision\n"
+        "from aiayn.precision import select_precision\n"
         "from aiayn.errors import ConfigError\n"
         "p = select_precision('mixed', 'cpu')\n"
         "print(p.describe())\n"

@@ -220,7 +220,7 @@ def test_h_need_not_divide_d_model_when_both_head_sizes_are_set(demo_params):
 def test_older_configs_and_fingerprints_are_unchanged_by_the_new_keys(tmp_path):
     """A checkpoint written before these keys existed stores a model_config without them:
     it loads as the defaults, and a default run's fingerprint still matches it."""
-    from aiayn.train.checkpoint import training_fingerprint
+    from aiayn.checkpoint import training_fingerprint
 
     old = {k: v for k, v in to_dict(BASE).items() if k not in ("d_k", "d_v", "positional")}
     assert ModelConfig(**old) == BASE
@@ -254,8 +254,8 @@ def trained(tmp_path_factory):
 
 
 def test_learned_tables_are_trained_saved_averaged_and_loaded(trained):
+    from aiayn.checkpoint import list_checkpoints, load_checkpoint
     from aiayn.decode.translator import Translator
-    from aiayn.train.checkpoint import list_checkpoints, load_checkpoint
 
     root, params, tok = trained
     ckpts = [load_checkpoint(p) for _, p in list_checkpoints(root / "ckpt")]

@@ -11,8 +11,7 @@ import pytest
 import torch
 from train_support import tiny_params
 
-from aiayn.errors import OutputError
-from aiayn.train.checkpoint import (
+from aiayn.checkpoint import (
     FORMAT,
     CheckpointError,
     capture_rng,
@@ -27,6 +26,7 @@ from aiayn.train.checkpoint import (
     save_reason,
     training_fingerprint,
 )
+from aiayn.errors import OutputError
 
 
 def _state(step: int, fp: str = "f" * 64, reason: str = "grid") -> dict:

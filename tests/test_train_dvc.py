@@ -14,8 +14,8 @@ import pytest
 import yaml
 from train_support import ROOT, make_shards, tiny_params
 
+from aiayn.checkpoint import list_checkpoints, load_checkpoint
 from aiayn.config import dump_params
-from aiayn.train.checkpoint import list_checkpoints, load_checkpoint
 
 pytestmark = pytest.mark.slow
 

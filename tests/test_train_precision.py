@@ -9,8 +9,8 @@ import json
 import pytest
 from train_support import FAST_BF16, SLOW_BF16, make_shards, tiny_params
 
+from aiayn.checkpoint import list_checkpoints, load_checkpoint
 from aiayn.errors import ConfigError
-from aiayn.train.checkpoint import list_checkpoints, load_checkpoint
 from aiayn.train.trainer import run_training
 
 
@@ -57,7 +57,7 @@ def test_explicit_bf16_on_a_slow_bf16_cpu_is_refused_before_writing(data, tmp_pa
 
 def test_mfu_above_one_is_never_logged(data, tmp_path, capsys, monkeypatch):
     # A peak measured at a busy moment: 1 kFLOP/s makes any throughput look like MFU >> 1.
-    monkeypatch.setattr("aiayn.train.flops.peak_flops", lambda *a: (1e3, "measured, busy"))
+    monkeypatch.setattr("aiayn.train.trainer.peak_flops", lambda *a: (1e3, "measured, busy"))
     ckpt, live = tmp_path / "ckpt", tmp_path / "live"
     run_training(tiny_params(max_steps=3, log_every=1), *data, ckpt, live)
     metrics = json.loads((live / "metrics.json").read_text())

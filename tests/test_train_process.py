@@ -16,9 +16,9 @@ import torch
 from train_support import ROOT, make_shards, tiny_params
 
 from aiayn.batching import make_batches
+from aiayn.checkpoint import list_checkpoints, load_checkpoint
 from aiayn.config import dump_params
 from aiayn.dataset import ShardDataset
-from aiayn.train.checkpoint import list_checkpoints, load_checkpoint
 from aiayn.train.trainer import run_training
 
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from train_support import make_shards, tiny_params
 
-from aiayn.train.checkpoint import checkpoint_reason, list_checkpoints, load_checkpoint
+from aiayn.checkpoint import checkpoint_reason, list_checkpoints, load_checkpoint
 from aiayn.train.trainer import run_training
 
 
@@ -186,7 +186,7 @@ def test_rerun_at_max_steps_does_nothing(data, tmp_path, capsys):
 def test_timer_checkpoints_are_recorded_and_never_crowd_out_the_grid(data, tmp_path, monkeypatch):
     # A timer that is due at every step (a very slow machine), save_every 2, keep_last 2:
     # every checkpoint says why it was written, and rotation keeps the grid ones.
-    from aiayn.train import checkpoint
+    from aiayn import checkpoint
 
     written = []
     save = checkpoint.save_checkpoint
@@ -195,7 +195,7 @@ def test_timer_checkpoints_are_recorded_and_never_crowd_out_the_grid(data, tmp_p
         written.append((state["step"], state["reason"]))
         return save(state, directory, keep_last)
 
-    monkeypatch.setattr(checkpoint, "save_checkpoint", recording)
+    monkeypatch.setattr("aiayn.train.trainer.save_checkpoint", recording)
     ckpt, live = tmp_path / "ckpt", tmp_path / "live"
     params = tiny_params(max_steps=5, save_every=2, keep_last=2, save_every_minutes=1e-9)
     run_training(params, *data, ckpt, live)

@@ -12,8 +12,8 @@ import torch
 from aiayn.batching import Batch
 from aiayn.config import ModelConfig, TrainConfig
 from aiayn.model import Transformer
+from aiayn.precision import select_precision
 from aiayn.train.loss import label_smoothed_nll_loss
-from aiayn.train.precision import select_precision
 from aiayn.train.schedule import noam_lr
 from aiayn.train.trainer import Trainer
 

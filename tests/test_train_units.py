@@ -11,8 +11,8 @@ from train_support import FAST_BF16, SLOW_BF16
 
 from aiayn.errors import ConfigError
 from aiayn.hardware import Bf16Probe
+from aiayn.precision import select_precision
 from aiayn.train.loss import label_smoothed_nll_loss
-from aiayn.train.precision import select_precision
 from aiayn.train.schedule import noam_lr
 from aiayn.train.trainer import accumulation_steps
 
@@ -218,7 +218,7 @@ class Block:
         if name.split(".")[0] in ("dvc", "dvclive", "sacremoses"):
             raise ImportError("blocked " + name)
 sys.meta_path.insert(0, Block())
-import aiayn.train.trainer, aiayn.train.checkpoint, aiayn.train.distributed, aiayn.train.live
+import aiayn.train.trainer, aiayn.checkpoint, aiayn.train.distributed, aiayn.train.live
 from aiayn.train.live import TrainLog
 log = TrainLog(sys.argv[1], None)  # warns, logs nothing
 log.log(1, {"train/loss": 1.0})

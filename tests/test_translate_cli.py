@@ -181,7 +181,7 @@ def test_half_precision_decodes_like_training_autocast_over_float32_weights(
     assert seen == {"decoder layer": torch.float32, "linear": torch.bfloat16}
     assert not torch.is_autocast_enabled("cpu")  # only inside the search
     # The same search by hand under training's autocast gives the same translation.
-    from aiayn.train.precision import Precision
+    from aiayn.precision import Precision
 
     with Precision("bf16", "cpu").autocast_context():
         by_hand = Translator(tr.model, tr.tokenizer).translate(

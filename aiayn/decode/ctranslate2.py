@@ -41,6 +41,18 @@ from aiayn.errors import ConfigError, DataError, MissingInputError
 SUPPRESS = ("<pad>", "<s>")  # never generated, as in aiayn's search
 
 
+def import_ctranslate2():
+    """The ``ctranslate2`` module (the ``export`` extra), or a one-line ConfigError."""
+    try:
+        import ctranslate2
+    except ImportError:
+        raise ConfigError(
+            'ctranslate2 is not installed: pip install -e ".[export]" (or pip install '
+            "ctranslate2), then run the export again"
+        ) from None
+    return ctranslate2
+
+
 class Ctranslate2Translator(Translator):
     """A CTranslate2 model with aiayn's tokenizer: ``translate(lines, cfg)`` as Translator."""
 
@@ -55,10 +67,9 @@ class Ctranslate2Translator(Translator):
     ) -> Ctranslate2Translator:
         """The export in ``model_dir`` on ``device`` (auto: cuda when CTranslate2 sees a GPU);
         ``threads``: CPU threads per batch (0: CTranslate2's default)."""
-        from aiayn.export import _import_ctranslate2
         from aiayn.tokenizer import load_tokenizer
 
-        ctranslate2 = _import_ctranslate2()
+        ctranslate2 = import_ctranslate2()
         model_dir = Path(model_dir)
         for name in ("model.bin", "aiayn.json", "tokenizer.json"):
             if not (model_dir / name).is_file():

@@ -18,7 +18,6 @@ returns one detokenized line per input line, in input order:
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -29,14 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aiayn.config import ModelConfig, TranslateConfig
+from aiayn.config import TranslateConfig
 from aiayn.decode.search import EOS, PAD, Hypothesis
-from aiayn.errors import ConfigError, DataError, MissingInputError
+from aiayn.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     import torch
 
-    from aiayn.train.precision import Precision
+    from aiayn.precision import Precision
 
 # Everything str.splitlines() treats as a line boundary.
 _LINE_BREAKS = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
@@ -67,29 +66,6 @@ def check_translate_config(cfg: TranslateConfig, where: str = "translate") -> No
         )
     if cfg.max_tokens < 1:
         raise ConfigError(f"{where}: max_tokens must be >= 1; got {cfg.max_tokens}")
-
-
-def resolve_tokenizer_path(ref: str, model_dir: Path) -> Path:
-    """model.json's tokenizer path: absolute as is; relative to the project root, i.e. the
-    working folder, else the nearest folder above ``model_dir`` where it exists."""
-    p = Path(ref)
-    if p.is_absolute() or p.exists():
-        return p
-    for parent in Path(model_dir).resolve().parents:
-        if (parent / p).exists():
-            return parent / p
-    return p
-
-
-def _strip_prefixes(state: dict) -> dict:
-    """Drop ``_orig_mod.`` (torch.compile) and ``module.`` (DDP) prefixes from state keys."""
-    out = {}
-    for k, v in state.items():
-        for prefix in ("_orig_mod.", "module."):
-            while k.startswith(prefix):
-                k = k[len(prefix) :]
-        out[k] = v
-    return out
 
 
 @dataclass
@@ -136,7 +112,7 @@ class Translator:
     ) -> Translator:
         """The averaged model of ``model_dir`` (``model.pt`` + ``model.json``) with its
         tokenizer, on ``device`` (auto/cpu/cuda) in ``precision`` (auto/mixed/fp32/fp16/bf16,
-        resolved by :func:`aiayn.train.precision.select_precision`: auto is fp32 on CPU, bf16
+        resolved by :func:`aiayn.precision.select_precision`: auto is fp32 on CPU, bf16
         or fp16 on a GPU; mixed is also bf16 on a CPU where bf16 is fast). The choice and its
         reason are in ``translator.precision``.
 
@@ -145,63 +121,39 @@ class Translator:
         positional table, the residual stream, layer norms and softmax stay float32. (Casting
         the whole model to half precision would round those too, and change translations.)"""
 
-        from aiayn.fsio import load_weights_only
+        from aiayn.checkpoint import MODEL_WEIGHTS, load_model_weights, read_model_meta
         from aiayn.model import Transformer
+        from aiayn.precision import select_device, select_precision
         from aiayn.tokenizer import load_tokenizer
-        from aiayn.train.precision import select_device, select_precision
 
         model_dir = Path(model_dir)
-        meta_path, weights = model_dir / "model.json", model_dir / "model.pt"
-        for p in (meta_path, weights):
-            if not p.is_file():
-                raise MissingInputError(
-                    f"no trained model in {model_dir} ({p.name} is missing): "
-                    f"run `dvc repro average` first"
-                )
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as e:
-            raise DataError(f"{meta_path}: not valid JSON ({e})") from None
-        for key, typ in (
-            ("model_config", dict),
-            ("vocab_size", int),
-            ("tokenizer", str),
-            ("tokenizer_sha256", str),
-        ):
-            if not isinstance(meta.get(key), typ):
-                raise DataError(f"{meta_path}: key {key!r} missing or not a {typ.__name__}")
-        try:
-            cfg = ModelConfig(**meta["model_config"])
-        except TypeError as e:
-            raise DataError(f"{meta_path}: bad model_config: {e}") from None
-
-        tok_path = resolve_tokenizer_path(meta["tokenizer"], model_dir)
+        meta = read_model_meta(model_dir)
+        tok_path = meta.tokenizer
         tokenizer = load_tokenizer(tok_path)
-        if tokenizer.sha256 != meta["tokenizer_sha256"]:
+        if tokenizer.sha256 != meta.tokenizer_sha256:
             raise DataError(
                 f"{tok_path} (sha256 {tokenizer.sha256[:12]}) is not the tokenizer the model "
-                f"in {model_dir} was trained with (sha256 {meta['tokenizer_sha256'][:12]})"
+                f"in {model_dir} was trained with (sha256 {meta.tokenizer_sha256[:12]})"
             )
-        if tokenizer.vocab_size != meta["vocab_size"]:
+        if tokenizer.vocab_size != meta.vocab_size:
             raise DataError(
                 f"{tok_path} has {tokenizer.vocab_size} tokens but the model in {model_dir} "
-                f"has {meta['vocab_size']}"
+                f"has {meta.vocab_size}"
             )
 
-        state = load_weights_only(weights, what="model", fix="rebuild it with `dvc repro average`")
-        if not isinstance(state, dict):
-            raise DataError(f"{weights}: not a state dict")
-        model = Transformer(cfg, meta["vocab_size"])
+        weights = model_dir / MODEL_WEIGHTS
+        state = load_model_weights(model_dir)
+        model = Transformer(meta.config, meta.vocab_size)
         try:
-            model.load_state_dict(_strip_prefixes(state))
+            model.load_state_dict(state)
         except RuntimeError as e:
             first = str(e).strip().splitlines()[0]
-            raise DataError(f"{weights} does not fit {meta_path}'s model_config: {first}") from None
+            raise DataError(f"{weights} does not fit {meta.path}'s model_config: {first}") from None
 
         dev = select_device(device, key="translate.device")
         prec = select_precision(precision, dev.type, key="translate.precision")
         model = model.to(device=dev).eval()  # float32: see above
-        return cls(model, tokenizer, dev, cfg.max_positions, prec)
+        return cls(model, tokenizer, dev, meta.config.max_positions, prec)
 
     # -- translating
 

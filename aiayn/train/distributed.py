@@ -2,9 +2,9 @@
 
 One node, N processes: ``train.nproc: N`` (N > 1) makes :func:`aiayn.train.trainer.run_training`
 call :func:`launch`, which runs ``python -m torch.distributed.run --standalone
---nproc_per_node=N -m aiayn.train.distributed <params> <shards> <tokenizer> <checkpoints>
-<live>``; each worker (this module's ``main``) calls ``run_training`` again, which sees the
-torchrun environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``) and trains one rank.
+--nproc_per_node=N -m aiayn.train.worker <params> <shards> <tokenizer> <checkpoints>
+<live>``; each worker (:mod:`aiayn.train.worker`) calls ``run_training`` again, which sees
+the torchrun environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``) and trains one rank.
 
 Several nodes: start the stage under torchrun yourself on every node, e.g.
 ``torchrun --nnodes=2 --node-rank=0 --nproc-per-node=8 --rdzv-endpoint=host:29500
@@ -25,7 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch.distributed as dist
+
+from aiayn.config import dump_params
 from aiayn.errors import AiaynError
+
+# The module torchrun runs in each worker process (named, not imported: it imports the trainer).
+WORKER = "aiayn.train.worker"
 
 
 @dataclass(frozen=True)
@@ -66,8 +72,6 @@ def dist_env() -> DistEnv:
 
 def init_process_group(env: DistEnv, device) -> None:
     """Join the job's process group: NCCL on CUDA, gloo on CPU (no-op for one process)."""
-    import torch.distributed as dist
-
     if not env.distributed or dist.is_initialized():
         return
     backend = "nccl" if device.type == "cuda" else "gloo"
@@ -76,16 +80,12 @@ def init_process_group(env: DistEnv, device) -> None:
 
 
 def destroy_process_group() -> None:
-    import torch.distributed as dist
-
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
 
 def all_reduce_sum(t):
     """Sum a tensor over ranks in place (returns it); identity for one process."""
-    import torch.distributed as dist
-
     if dist.is_available() and dist.is_initialized():
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t
@@ -95,7 +95,6 @@ def all_gather_objects(obj: Any, env: DistEnv) -> list:
     """A list with every rank's ``obj`` (rank order); ``[obj]`` for one process."""
     if not env.distributed:
         return [obj]
-    import torch.distributed as dist
 
     out: list = [None] * env.world_size
     dist.all_gather_object(out, obj)
@@ -104,16 +103,12 @@ def all_gather_objects(obj: Any, env: DistEnv) -> list:
 
 def barrier(env: DistEnv) -> None:
     if env.distributed:
-        import torch.distributed as dist
-
         dist.barrier()
 
 
 def peer_failure(e: BaseException) -> bool:
     """Whether ``e`` says that another rank is gone (its process or node stopped, or the
     network between them failed), as gloo and NCCL report it."""
-    import torch.distributed as dist
-
     dist_error = getattr(dist, "DistError", ())
     if dist_error and isinstance(e, dist_error):
         return True
@@ -135,7 +130,7 @@ def torchrun_command(nproc: int, args: list[str]) -> list[str]:
         "--standalone",
         f"--nproc_per_node={nproc}",
         "-m",
-        "aiayn.train.distributed",
+        WORKER,
         *args,
     ]
 
@@ -146,8 +141,6 @@ def launch(params, shards: Path, tokenizer: Path, checkpoints: Path, live: Path)
     SIGINT and SIGTERM are forwarded to torchrun, which forwards them to the workers; they
     save a checkpoint and exit. Raises SystemExit with the workers' failure code.
     """
-    from aiayn.config import dump_params
-
     nproc = params.train.nproc
     with tempfile.TemporaryDirectory(prefix="aiayn-torchrun-") as tmp:
         params_file = Path(tmp) / "params.yaml"
@@ -172,24 +165,3 @@ def launch(params, shards: Path, tokenizer: Path, checkpoints: Path, live: Path)
         raise SystemExit(128 + received[0])
     if rc != 0:
         raise AiaynError(f"torchrun training workers failed (exit code {rc}); see their output")
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Worker entry point: ``python -m aiayn.train.distributed PARAMS SHARDS TOKENIZER CKPT LIVE``."""
-    from aiayn.cli_util import fail, run_main
-    from aiayn.config import load_params
-    from aiayn.train.trainer import run_training
-
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 5:
-        fail("usage: python -m aiayn.train.distributed PARAMS SHARDS TOKENIZER CHECKPOINTS LIVE")
-    params, shards, tokenizer, checkpoints, live = argv
-    run_main(
-        lambda: run_training(
-            load_params(params), Path(shards), Path(tokenizer), Path(checkpoints), Path(live)
-        )
-    )
-
-
-if __name__ == "__main__":
-    main()

@@ -28,14 +28,13 @@ fp32 57 GFLOP/s on one core)``.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+
+import torch
 
 from aiayn.errors import ConfigError
 from aiayn.hardware import Bf16Probe, check_gpu_arch, probe_cpu_bf16
-
-if TYPE_CHECKING:
-    import torch
 
 
 @dataclass(frozen=True)
@@ -52,8 +51,6 @@ class Precision:
 
     @property
     def dtype(self) -> torch.dtype:
-        import torch
-
         return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[self.name]
 
     @property
@@ -68,10 +65,6 @@ class Precision:
 
     def autocast_context(self):
         """``torch.autocast`` for this precision (a no-op context for fp32)."""
-        import contextlib
-
-        import torch
-
         if not self.autocast:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device_type, dtype=self.dtype)
@@ -79,8 +72,6 @@ class Precision:
 
 def select_device(requested: str, local_rank: int = 0, key: str = "train.device"):
     """``torch.device`` for ``auto``/``cpu``/``cuda``; one GPU per local rank."""
-    import torch
-
     if requested == "cpu":
         return torch.device("cpu")
     if requested == "cuda" and not torch.cuda.is_available():
@@ -122,8 +113,6 @@ def select_precision(
         probe: this CPU's bf16 probe; measured (once per process) when needed and None.
     """
     if device_type == "cuda" and capability is None:
-        import torch
-
         capability = torch.cuda.get_device_capability()
     if requested == "fp16" and device_type == "cpu":
         raise ConfigError(f"{key} is fp16, which needs a CUDA GPU; use fp32, bf16 or auto on CPU")

@@ -1,4 +1,9 @@
-"""Checkpoints: atomic save, rotation, safe resume, fingerprints and RNG states.
+"""Model files: training checkpoints and the averaged model folder (train, average, translate).
+
+Checkpoints: atomic save, rotation, safe resume, fingerprints and RNG states; the single
+loader (:func:`load_checkpoint`) for resuming and for averaging. The model folder
+(``model.pt`` + ``model.json``, :func:`save_model`, :func:`read_model_meta`,
+:func:`load_model_weights`) is what averaging writes and decoding reads.
 
 A checkpoint is ``<dir>/checkpoint_<step:08d>.pt``, written with ``torch.save`` to a
 temporary sibling, flushed to disk and renamed into place, so a crash never leaves a
@@ -44,11 +49,17 @@ the previous one is tried. When the newest loadable checkpoint has a *different*
 the run starts fresh and every checkpoint in the folder is **deleted** (with a warning naming
 the old and new fingerprint): they belong to another configuration and would otherwise be
 averaged by the next stage. The previous completed run's checkpoints stay in the DVC cache.
+
+The model folder: ``model.pt``, a weights-only state dict; ``model.json``, ``{"model_config":
+{...}, "vocab_size": int, "tokenizer": path, "tokenizer_sha256": str, "steps": [int]}``
+(:data:`MODEL_META_KEYS`), the tokenizer path relative to the working folder when inside it
+and resolved from the working folder or the folders above the model folder when read.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import re
 import sys
@@ -57,9 +68,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiayn.config import Params, fingerprint, to_dict
-from aiayn.errors import DataError
-from aiayn.fsio import atomic_file, load_weights_only, sha256_file
+import numpy as np
+import torch
+
+from aiayn.config import ModelConfig, Params, fingerprint, to_dict
+from aiayn.errors import DataError, MissingInputError
+from aiayn.fsio import atomic_dir, atomic_file, load_weights_only, sha256_file
 
 FORMAT = 1
 REQUIRED_KEYS = (
@@ -74,6 +88,8 @@ REQUIRED_KEYS = (
     "rng",
     "sampler",
 )
+# What every use of a checkpoint (resume, averaging) needs, with its type.
+WEIGHT_KEYS = (("model", dict), ("step", int), ("model_config", dict), ("vocab_size", int))
 # Why a checkpoint was written ("reason" key); only "grid" checkpoints are averaged.
 REASONS = ("grid", "final", "timer", "signal")
 _NAME = re.compile(r"^checkpoint_(\d{8,})\.pt$")
@@ -187,8 +203,6 @@ def save_reason(step: int, save_every: int, *, final: bool, signal: bool, timer:
 def checkpoint_reason(path: Path) -> str | None:
     """The ``reason`` stored in a checkpoint file, read without loading its tensors (mmap);
     ``"grid"`` for a checkpoint written before the key existed, None if it does not load."""
-    import torch
-
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # truncated or corrupt: resume decides what to do with it
@@ -222,8 +236,6 @@ def save_checkpoint(state: dict, directory: Path, keep_last: int) -> Path:
     The file is written to a temporary sibling, fsync'ed and renamed, so the final name
     only ever holds a complete checkpoint.
     """
-    import torch
-
     missing = [k for k in (*REQUIRED_KEYS, "reason") if k not in state]
     if missing:
         raise ValueError(f"checkpoint state lacks keys {missing}")
@@ -242,8 +254,6 @@ def save_checkpoint(state: dict, directory: Path, keep_last: int) -> Path:
 def check_weights_only(obj: Any, where: str = "state") -> None:
     """Raise TypeError naming the first value ``torch.load(weights_only=True)`` would refuse
     (only tensors, numbers, strings, None, and lists/tuples/dicts of them are allowed)."""
-    import torch
-
     if obj is None or isinstance(obj, bool | int | float | str | torch.Tensor | torch.dtype):
         return
     if isinstance(obj, dict):
@@ -259,10 +269,20 @@ def check_weights_only(obj: Any, where: str = "state") -> None:
     raise TypeError(f"{where} is a {type(obj).__name__}, which weights-only loading refuses")
 
 
-def load_checkpoint(path: Path, map_location: Any = "cpu") -> dict:
-    """Load and check a checkpoint (``weights_only=True``); raise :class:`CheckpointError`."""
+def load_checkpoint(path: Path, map_location: Any = "cpu", *, resume: bool = True) -> dict:
+    """Load and check a checkpoint (``weights_only=True``); raise :class:`CheckpointError`.
+
+    Every use needs :data:`WEIGHT_KEYS` (of those types, ``model`` holding tensors only) and
+    a format this code reads. ``resume``: also every key of :data:`REQUIRED_KEYS` (training
+    state); False (averaging): a file that does not load says how to rebuild it. A file that
+    would need unpickling arbitrary objects is refused, never unpickled.
+    """
     state = load_weights_only(
-        path, what="checkpoint", error=CheckpointError, map_location=map_location
+        path,
+        what="checkpoint",
+        fix="" if resume else "delete it, or rerun `dvc repro train` to rebuild it",
+        error=CheckpointError,
+        map_location=map_location,
     )
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: not a checkpoint (a {type(state).__name__})")
@@ -272,9 +292,20 @@ def load_checkpoint(path: Path, map_location: Any = "cpu") -> dict:
             f"{path}: checkpoint format {fmt} is newer than this code reads ({FORMAT})"
         )
     missing = [k for k in REQUIRED_KEYS if k not in state]
-    if missing:
+    if resume and missing:
         raise CheckpointError(f"{path}: not a training checkpoint (missing {', '.join(missing)})")
+    _check_weight_keys(state, path)
     return state
+
+
+def _check_weight_keys(state: dict, path: Path) -> None:
+    """:data:`WEIGHT_KEYS` present with their types, and ``model`` a dict of tensors."""
+    for key, typ in WEIGHT_KEYS:
+        if not isinstance(state.get(key), typ):
+            raise CheckpointError(f"{path}: checkpoint key {key!r} missing or not a {typ.__name__}")
+    for name, t in state["model"].items():
+        if not isinstance(t, torch.Tensor):
+            raise CheckpointError(f"{path}: model entry {name!r} is not a tensor")
 
 
 @dataclass
@@ -334,6 +365,118 @@ def find_resume(
     return Resume(None, None, discarded)
 
 
+# ----------------------------------------------------------------------------- model folder
+
+MODEL_WEIGHTS = "model.pt"
+MODEL_META = "model.json"
+# model.json's keys and their types (``steps``, the averaged steps, is for humans).
+MODEL_META_KEYS = (
+    ("model_config", dict),
+    ("vocab_size", int),
+    ("tokenizer", str),
+    ("tokenizer_sha256", str),
+)
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """A model folder's ``model.json``, checked (:func:`read_model_meta`)."""
+
+    path: Path  # the model.json file
+    config: ModelConfig
+    vocab_size: int
+    tokenizer: Path  # resolved: :func:`resolve_tokenizer_path`
+    tokenizer_sha256: str
+
+
+def model_meta(model_config: dict, vocab_size: int, tokenizer: Path, steps: list[int]) -> dict:
+    """``model.json``'s dict for weights built from checkpoints of ``steps``; the tokenizer
+    path is stored relative to the working folder (the project root) when inside it."""
+    return {
+        "model_config": model_config,
+        "vocab_size": vocab_size,
+        "tokenizer": _tokenizer_ref(tokenizer),
+        "tokenizer_sha256": sha256_file(tokenizer),
+        "steps": steps,
+    }
+
+
+def _tokenizer_ref(tokenizer: Path) -> str:
+    """The tokenizer path as stored in model.json: relative to the working folder if inside."""
+    try:
+        return Path(tokenizer).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(Path(tokenizer).resolve())
+
+
+def resolve_tokenizer_path(ref: str, model_dir: Path) -> Path:
+    """model.json's tokenizer path: absolute as is; relative to the project root, i.e. the
+    working folder, else the nearest folder above ``model_dir`` where it exists."""
+    p = Path(ref)
+    if p.is_absolute() or p.exists():
+        return p
+    for parent in Path(model_dir).resolve().parents:
+        if (parent / p).exists():
+            return parent / p
+    return p
+
+
+def save_model(out: Path, weights: dict, meta: dict) -> None:
+    """Write the model folder ``out`` atomically: ``model.pt`` (``weights``, a state dict
+    saved weights-only) and ``model.json`` (``meta``, see :func:`model_meta`)."""
+    with atomic_dir(out) as tmp:
+        with open(tmp / MODEL_WEIGHTS, "wb") as f:  # a full disk: an OSError, see save_checkpoint
+            torch.save(weights, f)
+        (tmp / MODEL_META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+def read_model_meta(model_dir: Path) -> ModelMeta:
+    """The checked ``model.json`` of the model folder ``model_dir`` (both files must exist:
+    :class:`MissingInputError`; bad JSON, keys or model_config: :class:`DataError`)."""
+    model_dir = Path(model_dir)
+    meta_path = model_dir / MODEL_META
+    for p in (meta_path, model_dir / MODEL_WEIGHTS):
+        if not p.is_file():
+            raise MissingInputError(
+                f"no trained model in {model_dir} ({p.name} is missing): "
+                f"run `dvc repro average` first"
+            )
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise DataError(f"{meta_path}: not valid JSON ({e})") from None
+    for key, typ in MODEL_META_KEYS:
+        if not isinstance(meta.get(key), typ):
+            raise DataError(f"{meta_path}: key {key!r} missing or not a {typ.__name__}")
+    try:
+        cfg = ModelConfig(**meta["model_config"])
+    except TypeError as e:
+        raise DataError(f"{meta_path}: bad model_config: {e}") from None
+    tokenizer = resolve_tokenizer_path(meta["tokenizer"], model_dir)
+    return ModelMeta(meta_path, cfg, meta["vocab_size"], tokenizer, meta["tokenizer_sha256"])
+
+
+def load_model_weights(model_dir: Path) -> dict:
+    """The state dict in ``model_dir/model.pt``, loaded weights-only, without the
+    ``_orig_mod.`` (torch.compile) and ``module.`` (DDP) prefixes; :class:`DataError`."""
+    weights = Path(model_dir) / MODEL_WEIGHTS
+    state = load_weights_only(weights, what="model", fix="rebuild it with `dvc repro average`")
+    if not isinstance(state, dict):
+        raise DataError(f"{weights}: not a state dict")
+    return _strip_prefixes(state)
+
+
+def _strip_prefixes(state: dict) -> dict:
+    """Drop ``_orig_mod.`` (torch.compile) and ``module.`` (DDP) prefixes from state keys."""
+    out = {}
+    for k, v in state.items():
+        for prefix in ("_orig_mod.", "module."):
+            while k.startswith(prefix):
+                k = k[len(prefix) :]
+        out[k] = v
+    return out
+
+
 # ----------------------------------------------------------------------------- RNG states
 
 
@@ -342,9 +485,6 @@ def capture_rng(device: Any = None) -> dict:
 
     Converted to tensors, numbers and lists so ``torch.load(weights_only=True)`` reads them.
     """
-    import numpy as np
-    import torch
-
     name, keys, pos, has_gauss, cached = np.random.get_state()
     version, internal, gauss_next = random.getstate()
     cuda = None
@@ -366,9 +506,6 @@ def capture_rng(device: Any = None) -> dict:
 
 def restore_rng(state: dict, device: Any = None) -> None:
     """Inverse of :func:`capture_rng`."""
-    import numpy as np
-    import torch
-
     torch.set_rng_state(state["torch"].cpu())
     if state.get("cuda") is not None and device is not None and device.type == "cuda":
         torch.cuda.set_rng_state(state["cuda"].cpu(), device)
@@ -388,8 +525,6 @@ def restore_rng(state: dict, device: Any = None) -> None:
 
 def weights_checksum(model) -> str:
     """sha256 of a model's parameters and buffers (bitwise; to compare DDP ranks)."""
-    import torch
-
     h = hashlib.sha256()
     for name, t in sorted(model.state_dict().items()):
         h.update(name.encode())
