@@ -22,12 +22,9 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from aiayn.errors import ConfigError
+from aiayn.vocab import MIN_VOCAB_SIZE
 
 ALL_CORPORA = ["europarl-v7", "commoncrawl", "news-commentary-v9"]
-# Byte-level BPE holds the 4 special tokens (aiayn.tokenizer.SPECIAL_TOKENS) and the 256
-# byte symbols before any merge: the smallest vocabulary there is. Owned here, so that the
-# params loader refuses a smaller tokenizer.vocab_size with its line number.
-MIN_VOCAB_SIZE = 4 + 256
 
 
 def param(default: Any = dataclasses.MISSING, *, help: str = "", **checks: Any) -> Any:

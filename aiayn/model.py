@@ -49,8 +49,7 @@ from torch import Tensor
 
 from aiayn.config import ModelConfig
 from aiayn.errors import AiaynError, ConfigError
-
-PAD = 0  # padding id; equals aiayn.tokenizer.PAD (not imported: no tokenizers dependency)
+from aiayn.vocab import PAD
 
 # Table 3 of the paper; "demo" mirrors the model section of the repository's params.yaml.
 PRESETS: dict[str, ModelConfig] = {

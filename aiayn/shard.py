@@ -37,7 +37,8 @@ import numpy as np
 from aiayn import paths
 from aiayn.dataset import FORMAT, INDEX, length_order, shard_files
 from aiayn.errors import DataError
-from aiayn.tokenizer import BOS, EOS, PAD, UNK, BpeTokenizer, iter_lines
+from aiayn.tokenizer import BpeTokenizer, iter_lines
+from aiayn.vocab import BOS, EOS, PAD, UNK
 
 if TYPE_CHECKING:
     from aiayn.config import ShardConfig

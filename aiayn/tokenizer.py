@@ -34,18 +34,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from aiayn import paths
-from aiayn.config import MIN_VOCAB_SIZE
 from aiayn.errors import ConfigError, DataError, MissingInputError
+from aiayn.vocab import MIN_VOCAB_SIZE, N_BYTES, SPECIAL_TOKENS, UNK
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
     from aiayn.config import TokenizerConfig
 
-# Fixed special ids (docs/design.md, "Special tokens").
-PAD, BOS, EOS, UNK = 0, 1, 2, 3
-SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<unk>")
-N_BYTES = 256  # MIN_VOCAB_SIZE (aiayn.config) = specials + the byte alphabet
 
 _TRAIN_BATCH_LINES = 2000  # lines per item handed to train_from_iterator
 _TRAIN_JOIN_LINES = 100  # single-spaced lines joined into one training text

@@ -147,7 +147,8 @@ def vocab_tokenizer(path, vocab: int):
     for exporting a random-weight model (the export needs a tokenizer)."""
     from tokenizers import Tokenizer, models, pre_tokenizers
 
-    from aiayn.tokenizer import SPECIAL_TOKENS, UNK, load_tokenizer
+    from aiayn.tokenizer import load_tokenizer
+    from aiayn.vocab import SPECIAL_TOKENS, UNK
 
     words = {t: i for i, t in enumerate(SPECIAL_TOKENS)} | {f"w{i}": i for i in range(4, vocab)}
     tok = Tokenizer(models.WordLevel(words, unk_token=SPECIAL_TOKENS[UNK]))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-PAD, BOS, EOS, UNK = 0, 1, 2, 3
+from aiayn.vocab import BOS, EOS, PAD, UNK  # noqa: F401  (tests import them from here)
 
 
 @dataclass

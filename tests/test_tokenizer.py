@@ -16,16 +16,8 @@ from hypothesis import strategies as st
 
 from aiayn.config import TokenizerConfig
 from aiayn.errors import ConfigError, DataError, MissingInputError
-from aiayn.tokenizer import (
-    BOS,
-    EOS,
-    PAD,
-    SPECIAL_TOKENS,
-    UNK,
-    load_tokenizer,
-    new_tokenizer,
-    train_tokenizer,
-)
+from aiayn.tokenizer import load_tokenizer, new_tokenizer, train_tokenizer
+from aiayn.vocab import BOS, EOS, PAD, SPECIAL_TOKENS, UNK
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -208,8 +200,7 @@ def test_vocab_below_byte_alphabet_is_a_config_error(tmp_path, trained):
         train_tokenizer(cfg, trained[0], tmp_path / "t.json", tmp_path / "r.json")
     # One owner of the bound: the params loader (aiayn.config) refuses it with the line
     # number (tests/test_config.py); it is exactly the byte-level alphabet.
-    from aiayn.config import MIN_VOCAB_SIZE
-    from aiayn.tokenizer import N_BYTES, SPECIAL_TOKENS
+    from aiayn.vocab import MIN_VOCAB_SIZE, N_BYTES
 
     assert MIN_VOCAB_SIZE == len(SPECIAL_TOKENS) + N_BYTES == 260
     tok = train_tokenizer(

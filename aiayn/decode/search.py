@@ -49,13 +49,11 @@ from typing import TYPE_CHECKING, Any
 
 from aiayn.decode.penalties import coverage_penalty, length_penalty_table
 from aiayn.errors import ConfigError
+from aiayn.vocab import BOS, EOS, PAD
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-# Fixed special ids (docs/design.md); equal to aiayn.tokenizer's, not imported from there so
-# the decoder does not need the tokenizers package.
-PAD, BOS, EOS, UNK = 0, 1, 2, 3
 
 # Beam search rules (translate.search_rules): tensor2tensor's (the paper's) or fairseq's.
 SEARCH_RULES = ("t2t", "fairseq")

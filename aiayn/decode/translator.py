@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiayn.config import ModelConfig, TranslateConfig
-from aiayn.decode.search import EOS, PAD, Hypothesis
+from aiayn.decode.search import Hypothesis
 from aiayn.errors import ConfigError, DataError, MissingInputError
+from aiayn.vocab import EOS, PAD
 
 if TYPE_CHECKING:
     import torch
