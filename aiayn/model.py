@@ -38,7 +38,7 @@ unit variance (as fairseq and tensor2tensor do), learned position tables N(0, d_
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -600,6 +600,14 @@ def key_mask(src_pad: Tensor) -> Tensor | None:
     return ok[:, None, None, :]
 
 
+class _Newest(list):
+    """A list that keeps only the newest item appended (one call's attention weights)."""
+
+    def append(self, item: Tensor) -> None:
+        self.clear()
+        super().append(item)
+
+
 class Transformer(nn.Module):
     """The encoder-decoder Transformer (section 3), pad id 0.
 
@@ -609,11 +617,6 @@ class Transformer(nn.Module):
 
     def __init__(self, cfg: ModelConfig, vocab_size: int):
         super().__init__()
-        if not cfg.heads_divide:
-            raise ConfigError(
-                f"model.n_heads must divide model.d_model={cfg.d_model}; got {cfg.n_heads} "
-                "(or set both model.d_k and model.d_v)"
-            )
         if vocab_size < 1:
             raise ConfigError(f"vocabulary size must be >= 1; got {vocab_size}")
         self.cfg = cfg
@@ -767,6 +770,21 @@ class Transformer(nn.Module):
         return self._logits(x[:, 0])  # (B, V)
 
     # -- looking inside
+
+    @contextmanager
+    def watch_cross_attention(self) -> Iterator[Callable[[], Tensor]]:
+        """While open, the last decoder layer's encoder-decoder attention keeps the weights of
+        the newest ``decode``/``decode_step`` call (only those); yields a function returning
+        them, float32 (R, h, T, S). For the coverage penalty (aiayn.decode.search)."""
+        attn = self.decoder[-1].cross_attn
+        if attn.record is not None:
+            raise RuntimeError("watch_cross_attention() cannot run inside capture_attention()")
+        calls = _Newest()
+        attn.record = calls
+        try:
+            yield lambda: calls[-1]
+        finally:
+            attn.record = None
 
     @contextmanager
     def capture_attention(self) -> Iterator[AttentionWeights]:

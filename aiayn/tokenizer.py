@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from aiayn import paths
-from aiayn.errors import ConfigError, DataError, MissingInputError
-from aiayn.vocab import MIN_VOCAB_SIZE, N_BYTES, SPECIAL_TOKENS, UNK
+from aiayn.errors import DataError, MissingInputError
+from aiayn.vocab import MIN_VOCAB_SIZE, SPECIAL_TOKENS, UNK
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -263,15 +263,6 @@ def _joined(lines: list[str], join: int) -> list[str]:
     return [" ".join(regular[i : i + join]) for i in range(0, len(regular), join)] + other
 
 
-def check_vocab_size(vocab_size: int) -> None:
-    """Raise a ConfigError when ``vocab_size`` cannot hold the specials and the 256 bytes."""
-    if vocab_size < MIN_VOCAB_SIZE:
-        raise ConfigError(
-            f"tokenizer.vocab_size must be >= {MIN_VOCAB_SIZE} for byte-level BPE "
-            f"({len(SPECIAL_TOKENS)} special tokens + {N_BYTES} bytes); got {vocab_size}"
-        )
-
-
 def train_tokenizer(cfg: TokenizerConfig, clean: Path, out: Path, report: Path) -> dict[str, Any]:
     """Learn the shared BPE on ``clean/train.{en,de}``; write ``out`` and the ``report`` JSON.
 
@@ -290,7 +281,6 @@ def train_tokenizer(cfg: TokenizerConfig, clean: Path, out: Path, report: Path) 
         paths.clean_split(s, lang, clean) for s in ("dev", "test") for lang in paths.LANGS
     ]
     require_inputs(*train_files, *eval_files, stage="clean")
-    check_vocab_size(cfg.vocab_size)
 
     n_lines = {}
     for lang, path in zip(paths.LANGS, train_files, strict=True):

@@ -32,6 +32,8 @@ import math
 import statistics
 import time
 
+from aiayn.vocab import EOS
+
 EOS_SUPPRESS = 1e4
 
 
@@ -80,12 +82,12 @@ class NoEos:
 
     def decode_step(self, tokens, state):
         logits = self.model.decode_step(tokens, state)
-        logits[:, 2] -= EOS_SUPPRESS
+        logits[:, EOS] -= EOS_SUPPRESS
         return logits
 
     def decode(self, tgt_in, enc):
         logits = self.model.decode(tgt_in, enc)
-        logits[..., 2] -= EOS_SUPPRESS
+        logits[..., EOS] -= EOS_SUPPRESS
         return logits
 
 

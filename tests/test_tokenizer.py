@@ -195,9 +195,11 @@ def test_unreachable_vocab_size_is_a_clear_error(tmp_path, trained):
 
 
 def test_vocab_below_byte_alphabet_is_a_config_error(tmp_path, trained):
-    cfg = TokenizerConfig(vocab_size=100, min_frequency=2, max_train_lines=0)
     with pytest.raises(ConfigError, match=r"tokenizer\.vocab_size must be >= 260 .*got 100"):
+        # the section refuses itself when built (aiayn.config.Section), params.yaml or not
+        cfg = TokenizerConfig(vocab_size=100, min_frequency=2, max_train_lines=0)
         train_tokenizer(cfg, trained[0], tmp_path / "t.json", tmp_path / "r.json")
+    assert not (tmp_path / "t.json").exists()
     # One owner of the bound: the params loader (aiayn.config) refuses it with the line
     # number (tests/test_config.py); it is exactly the byte-level alphabet.
     from aiayn.vocab import MIN_VOCAB_SIZE, N_BYTES
