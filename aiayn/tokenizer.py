@@ -35,6 +35,7 @@ import numpy as np
 
 from aiayn import paths
 from aiayn.errors import DataError, MissingInputError
+from aiayn.fsio import iter_lines
 from aiayn.vocab import MIN_VOCAB_SIZE, SPECIAL_TOKENS, UNK
 
 if TYPE_CHECKING:
@@ -210,18 +211,6 @@ def new_tokenizer() -> Tokenizer:
     return tok
 
 
-def iter_lines(path: Path, max_lines: int = 0) -> Iterator[str]:
-    """Lines of a UTF-8 file without their ``\\n`` (only ``\\n`` ends a line), streamed.
-
-    ``max_lines`` > 0 stops after that many lines.
-    """
-    with open(path, encoding="utf-8", newline="\n") as f:
-        for n, line in enumerate(f, 1):
-            yield line[:-1] if line.endswith("\n") else line
-            if n == max_lines:
-                return
-
-
 def is_single_spaced(line: str) -> bool:
     """Words joined by single spaces: no other whitespace, none at the ends.
 
@@ -241,16 +230,11 @@ def _training_texts(files: Sequence[Path], max_lines: int, join: int) -> Iterato
     """
     for path in files:
         batch: list[str] = []
-        try:
-            for line in iter_lines(path, max_lines):
-                batch.append(line)
-                if len(batch) == _TRAIN_BATCH_LINES:
-                    yield _joined(batch, join)
-                    batch = []
-        except UnicodeDecodeError:
-            from aiayn.fsio import utf8_error
-
-            raise utf8_error(path) from None
+        for line in iter_lines(path, max_lines):
+            batch.append(line)
+            if len(batch) == _TRAIN_BATCH_LINES:
+                yield _joined(batch, join)
+                batch = []
         if batch:
             yield _joined(batch, join)
 

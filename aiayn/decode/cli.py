@@ -28,7 +28,7 @@ def _read_input(input: Path | None) -> list[str]:
 
     if input is not None:
         return read_text_lines(input)
-    return [line.removesuffix("\r") for line in decode_lines(sys.stdin.buffer.read(), "stdin")]
+    return decode_lines(sys.stdin.buffer.read(), "stdin", strip_cr=True)
 
 
 def _check_output(output: Path) -> None:

@@ -55,7 +55,7 @@ def read_text_lines(path: str | os.PathLike) -> list[str]:
     """Lines of a UTF-8 file split on ``\\n`` only (a trailing ``\\r`` is dropped too)."""
     from aiayn.fsio import read_lines
 
-    return [line.removesuffix("\r") for line in read_lines(path)]
+    return read_lines(path, strip_cr=True)
 
 
 def resolve_tokenizer_path(ref: str, model_dir: Path) -> Path:
