@@ -22,10 +22,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Union, get_args, get_origin, get_type_hints
 
+from aiayn import paths
 from aiayn.errors import ConfigError
 from aiayn.vocab import MIN_VOCAB_SIZE
 
-ALL_CORPORA = ["europarl-v7", "commoncrawl", "news-commentary-v9"]
 SearchRules = Literal["t2t", "fairseq"]  # beam search rules (aiayn.decode.search)
 
 
@@ -150,8 +150,8 @@ class DataConfig(Section):
         "wmt14", help="demo (offline), wmt14 (statmt.org archives) or hf (Hugging Face datasets)"
     )
     corpora: list[str] = param(
-        ALL_CORPORA,
-        choices=ALL_CORPORA,
+        list(paths.CORPORA),
+        choices=paths.CORPORA,
         unique=True,
         nonempty=True,
         help="training corpora (hf: all three; the Hub dataset mixes them)",
@@ -183,7 +183,7 @@ class DataConfig(Section):
     demo: DemoConfig = field(default_factory=DemoConfig)
 
     def check(self) -> None:
-        if self.source == "hf" and sorted(self.corpora) != sorted(ALL_CORPORA):
+        if self.source == "hf" and sorted(self.corpora) != sorted(paths.CORPORA):
             raise ParamError(
                 "data.corpora",
                 "must list all three corpora with data.source: hf (the Hugging Face dataset "

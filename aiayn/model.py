@@ -16,8 +16,11 @@ One file, read top to bottom:
 - :class:`Transformer`: embeddings scaled by sqrt(d_model) (3.4) with three-way weight tying,
   ``forward``/``encode``/``decode`` for training, and ``init_state``/``decode_step`` with a
   key/value cache (:class:`DecoderState`) for incremental decoding (beam search), and
-  ``capture_attention`` to read the softmax weights back (:class:`AttentionWeights`).
-- :data:`PRESETS`, :func:`count_parameters`, :func:`parameter_formula`.
+  ``capture_attention`` to read the softmax weights back (:class:`AttentionWeights`);
+  ``watch_cross_attention`` for the coverage penalty. It implements
+  :class:`aiayn.decode.protocol.CoverageReadable`, the interface beam search decodes with.
+- :data:`PRESETS`, :func:`count_parameters` (the closed form:
+  :func:`aiayn.model_info.parameter_formula`).
 
 Masks. Padding id is 0 (:data:`PAD`). The encoder builds one boolean key mask per forward
 from the source padding (True = may attend, the convention of SDPA) and reuses it in every
@@ -824,26 +827,3 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     total = sum(p.numel() for p in params)
     trainable = sum(p.numel() for p in params if p.requires_grad)
     return total, trainable
-
-
-def parameter_formula(cfg: ModelConfig, vocab_size: int) -> int:
-    """The exact parameter count of ``Transformer(cfg, vocab_size)`` in closed form.
-
-    With D = d_model, F = d_ff, V = vocab_size, K = h d_k, W = h d_v (K = W = D by default):
-    attention (D + 1)(2 K + W) + (W + 1) D (W^Q, W^K, W^V, W^O with biases; 4 (D^2 + D)
-    by default); FFN 2 D F + F + D; LayerNorm 2 D; encoder layer = attention + FFN +
-    2 LayerNorms; decoder layer = 2 attentions + FFN + 3 LayerNorms; pre-norm adds one final
-    LayerNorm to each stack; embeddings V D tied (source = target = output projection), else
-    3 V D; learned positions 2 max_positions D (source and target tables).
-    """
-    D, Fd, V = cfg.d_model, cfg.d_ff, vocab_size
-    K, W = (cfg.n_heads * d for d in cfg.head_dims)
-    attention = (D + 1) * (2 * K + W) + (W + 1) * D
-    ffn = 2 * D * Fd + Fd + D
-    norm = 2 * D
-    encoder = cfg.encoder_layers * (attention + ffn + 2 * norm)
-    decoder = cfg.decoder_layers * (2 * attention + ffn + 3 * norm)
-    final_norms = 2 * norm if cfg.norm == "pre" else 0
-    embeddings = V * D if cfg.tie_embeddings else 3 * V * D
-    positions = 2 * cfg.max_positions * D if cfg.positional == "learned" else 0
-    return embeddings + positions + encoder + decoder + final_norms
