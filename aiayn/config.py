@@ -612,7 +612,6 @@ def read_yaml(path: str | Path) -> tuple[Any, dict[str, int]]:
     ConfigError (one line, naming the file and line) for a missing, unreadable or non-UTF-8
     file, malformed YAML, or a key given twice in one mapping.
     """
-    import yaml
 
     from aiayn.fsio import utf8_error
 
@@ -627,17 +626,24 @@ def read_yaml(path: str | Path) -> tuple[Any, dict[str, int]]:
         raise ConfigError(str(utf8_error(path))) from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read params file: {e.strerror}") from None
+    return read_yaml_text(text, str(path))
+
+
+def read_yaml_text(text: str, file: str) -> tuple[Any, dict[str, int]]:
+    """:func:`read_yaml` of ``text`` already read (errors name it ``file``)."""
+    import yaml
+
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
-        lines = _yaml_lines(node, str(path)) if node is not None else {}
+        lines = _yaml_lines(node, file) if node is not None else {}
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError(f"{path}{line}: malformed YAML: {problem}") from None
+        raise ConfigError(f"{file}{line}: malformed YAML: {problem}") from None
     except (ValueError, RecursionError) as e:  # e.g. an integer of more than 4300 digits
-        raise ConfigError(f"{path}: unreadable YAML value: {str(e)[:100]}") from None
+        raise ConfigError(f"{file}: unreadable YAML value: {str(e)[:100]}") from None
     return data, lines
 
 

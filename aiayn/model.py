@@ -54,7 +54,8 @@ from aiayn.config import ModelConfig
 from aiayn.errors import AiaynError, ConfigError
 from aiayn.vocab import PAD
 
-# Table 3 of the paper; "demo" mirrors the model section of the repository's params.yaml.
+# Table 3 of the paper, and the demo's model: the one owner of the model sections of
+# configs/*.yaml, which `aiayn preset --write` generates from it (aiayn.presets).
 PRESETS: dict[str, ModelConfig] = {
     "base": ModelConfig(
         encoder_layers=6, decoder_layers=6, d_model=512, d_ff=2048, n_heads=8, dropout=0.1
