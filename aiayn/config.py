@@ -508,7 +508,9 @@ def _type_name(tp: Any) -> str:
     return str(tp)
 
 
-def _convert(tp: Any, value: Any, key: str, meta: dict, where: _Where) -> Any:
+def _convert(tp: Any, value: Any, key: str, where: _Where) -> Any:
+    """``value`` as type ``tp`` (a ConfigError for the wrong type); its bounds are the
+    section's to check (:class:`Section`)."""
     origin = get_origin(tp)
     if origin is Literal:
         return value  # its choices are a bound, checked by the section (_check_value)
@@ -516,12 +518,12 @@ def _convert(tp: Any, value: Any, key: str, meta: dict, where: _Where) -> Any:
         args = [a for a in get_args(tp) if a is not type(None)]
         if value is None:
             return None
-        return _convert(args[0], value, key, meta, where)
+        return _convert(args[0], value, key, where)
     if origin is list:
         (item_tp,) = get_args(tp)
         if not isinstance(value, list):
             raise where.error(key, f"must be a list; got {_show(value)}")
-        return [_convert(item_tp, v, f"{key}[{i}]", {}, where) for i, v in enumerate(value)]
+        return [_convert(item_tp, v, f"{key}[{i}]", where) for i, v in enumerate(value)]
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, key, where)
     if tp is bool:
@@ -558,11 +560,11 @@ def _build(cls: type, data: Any, prefix: str, where: _Where) -> Any:
             hint = f" (did you mean {dotted}{close[0]}?)" if close else ""
             raise where.error(f"{dotted}{k}", f"is not a known key{hint}")
     kwargs = {}
-    for name, f in known.items():
+    for name in known:
         key = f"{dotted}{name}"
         if name not in data:
             raise ConfigError(f"{where(prefix) if prefix else where.file}: missing key {key}")
-        kwargs[name] = _convert(hints[name], data[name], key, dict(f.metadata), where)
+        kwargs[name] = _convert(hints[name], data[name], key, where)
     try:
         return cls(**kwargs)  # the section checks its bounds and rules (Section)
     except ParamError as e:
