@@ -46,6 +46,7 @@ import typer
 
 from aiayn import paths
 from aiayn.errors import AiaynError
+from aiayn.vocab import SPECIAL_TOKENS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -61,7 +62,6 @@ TITLES = {
     "cross": "Encoder-decoder attention",
 }
 OUT_DIR = Path("reports/attention")
-SPECIALS = ("<pad>", "<s>", "</s>", "<unk>")  # aiayn.tokenizer.SPECIAL_TOKENS, by id
 SPACE = "\u2581"  # '▁', how a label shows a space
 
 FONT_SIZE = 7.0  # tick labels, points
@@ -98,7 +98,7 @@ def piece_label(piece: str) -> str:
     ``"Ġagreement"`` -> ``"▁agreement"``, ``"Ã¤"`` -> ``"ä"``, ``"Ã"`` -> ``"\\xc3"``;
     special tokens and pieces that are not byte-level stay as they are.
     """
-    if piece in SPECIALS or any(c not in BYTE_OF for c in piece):
+    if piece in SPECIAL_TOKENS or any(c not in BYTE_OF for c in piece):
         return piece
     text = bytes(BYTE_OF[c] for c in piece).decode("utf-8", errors="backslashreplace")
     return "".join(
@@ -166,8 +166,8 @@ def collect_attention(translator: Translator, sentence: str, cfg: TranslateConfi
     attention of the model while it reads the sentence and writes that translation."""
     import torch
 
-    from aiayn.decode.search import BOS, EOS
     from aiayn.decode.translator import one_line
+    from aiayn.vocab import BOS, EOS
 
     src_ids = source_ids(translator, sentence)
     best = translator.hypotheses([sentence], cfg, nbest=1)[0][0]

@@ -23,7 +23,7 @@ import torch
 
 from aiayn.dataset import length_order
 from aiayn.errors import AiaynError, DataError
-from aiayn.tokenizer import BOS, PAD
+from aiayn.vocab import BOS, PAD
 
 if TYPE_CHECKING:
     from aiayn.dataset import ShardDataset

@@ -18,16 +18,15 @@ import reprlib
 import types
 import urllib.parse
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from typing import Any, ClassVar, Literal, Union, get_args, get_origin, get_type_hints
 
+from aiayn import paths
 from aiayn.errors import ConfigError
+from aiayn.vocab import MIN_VOCAB_SIZE
 
-ALL_CORPORA = ["europarl-v7", "commoncrawl", "news-commentary-v9"]
-# Byte-level BPE holds the 4 special tokens (aiayn.tokenizer.SPECIAL_TOKENS) and the 256
-# byte symbols before any merge: the smallest vocabulary there is. Owned here, so that the
-# params loader refuses a smaller tokenizer.vocab_size with its line number.
-MIN_VOCAB_SIZE = 4 + 256
+SearchRules = Literal["t2t", "fairseq"]  # beam search rules (aiayn.decode.search)
 
 
 def param(default: Any = dataclasses.MISSING, *, help: str = "", **checks: Any) -> Any:
@@ -43,12 +42,96 @@ def param(default: Any = dataclasses.MISSING, *, help: str = "", **checks: Any) 
     return field(default=default, metadata=meta)
 
 
+class ParamError(ConfigError):
+    """A value that breaks a rule of its params section. ``key`` is dotted from the top of
+    params.yaml (``translate.nbest``); the loader puts the file and line in front of it."""
+
+    def __init__(self, key: str, msg: str):
+        super().__init__(f"{key} {msg}")
+        self.key, self.msg = key, msg
+
+
+class Section:
+    """Base of the params sections: building one, from params.yaml or by code, checks every
+    field against its :func:`param` bounds and then the section's own rules (:meth:`check`),
+    raising :class:`ParamError`. A section is valid from the moment it exists."""
+
+    KEY: ClassVar[str] = ""  # where the section sits in params.yaml ("data.demo")
+
+    def __post_init__(self) -> None:
+        for name, tp, meta in _fields(type(self)):
+            _check_value(tp, getattr(self, name), self.key(name), meta)
+        self.check()
+
+    @classmethod
+    def key(cls, name: str) -> str:
+        """The dotted params.yaml key of field ``name``."""
+        return f"{cls.KEY}.{name}" if cls.KEY else name
+
+    def check(self) -> None:
+        """Rules that span fields of the section (none by default)."""
+
+
+@cache
+def _fields(cls: type) -> tuple[tuple[str, Any, dict], ...]:
+    """(name, type, metadata) of each field of a section class."""
+    hints = get_type_hints(cls)
+    return tuple((f.name, hints[f.name], dict(f.metadata)) for f in dataclasses.fields(cls))
+
+
+def _check_value(tp: Any, value: Any, key: str, meta: dict) -> None:
+    """The bounds of one field: a Literal's choices, list rules, ``ge``/``gt``/``le``/``lt``
+    and ``choices`` (:func:`param`). Types are the loader's job (:func:`_convert`)."""
+    if dataclasses.is_dataclass(tp) or value is None:
+        return  # a nested section checked itself
+    if get_origin(tp) is Literal:
+        if value not in get_args(tp):
+            choices = ", ".join(map(str, get_args(tp)))
+            raise ParamError(key, f"must be one of {choices}; got {_show(value)}")
+        return
+    if isinstance(value, list):
+        if meta.get("nonempty") and not value:
+            raise ParamError(key, "must not be empty")
+        for v in value if "choices" in meta else ():
+            if v not in meta["choices"]:
+                choices = ", ".join(meta["choices"])
+                raise ParamError(key, f"has unknown item {_show(v)}; choose from {choices}")
+        if meta.get("unique") and len(set(value)) != len(value):
+            dup = next(v for v in value if value.count(v) > 1)
+            raise ParamError(key, f"lists {_show(dup)} twice")
+        return
+    for check, op, text in (
+        ("ge", lambda a, b: a >= b, ">="),
+        ("gt", lambda a, b: a > b, ">"),
+        ("le", lambda a, b: a <= b, "<="),
+        ("lt", lambda a, b: a < b, "<"),
+    ):
+        if check in meta and not op(value, meta[check]):
+            why = f" ({meta['why']})" if "why" in meta else ""
+            raise ParamError(key, f"must be {text} {meta[check]}{why}; got {_show(value)}")
+    if "choices" in meta and value not in meta["choices"]:
+        raise ParamError(key, f"must be one of {', '.join(map(str, meta['choices']))}")
+
+
+def check_nbest(nbest: int, beam_size: int) -> None:
+    """The rule linking ``translate.nbest`` to ``translate.beam_size``: a beam of ``k`` keeps
+    at most ``k`` finished hypotheses. Also for the search's raw arguments."""
+    if nbest < 1:
+        raise ParamError("translate.nbest", f"must be >= 1; got {nbest}")
+    if nbest > beam_size:
+        raise ParamError(
+            "translate.nbest", f"must be <= translate.beam_size={beam_size}; got {nbest}"
+        )
+
+
 # ----------------------------------------------------------------------------- sections
 
 
 @dataclass
-class DemoConfig:
+class DemoConfig(Section):
     """The seeded synthetic EN->DE mini-language (``data.source: demo``)."""
+
+    KEY: ClassVar[str] = "data.demo"
 
     seed: int = param(2017, help="generator seed; same seed, same corpus, byte for byte")
     train_pairs: int = param(60000, ge=10, help="clean training pairs over the three corpora")
@@ -58,15 +141,17 @@ class DemoConfig:
 
 
 @dataclass
-class DataConfig:
+class DataConfig(Section):
     """``download``: where the raw corpora come from."""
+
+    KEY: ClassVar[str] = "data"
 
     source: Literal["demo", "wmt14", "hf"] = param(
         "wmt14", help="demo (offline), wmt14 (statmt.org archives) or hf (Hugging Face datasets)"
     )
     corpora: list[str] = param(
-        ALL_CORPORA,
-        choices=ALL_CORPORA,
+        list(paths.CORPORA),
+        choices=paths.CORPORA,
         unique=True,
         nonempty=True,
         help="training corpora (hf: all three; the Hub dataset mixes them)",
@@ -97,10 +182,24 @@ class DataConfig:
     sample_seed: int = param(1, help="seed of the max_train_pairs sample")
     demo: DemoConfig = field(default_factory=DemoConfig)
 
+    def check(self) -> None:
+        if self.source == "hf" and sorted(self.corpora) != sorted(paths.CORPORA):
+            raise ParamError(
+                "data.corpora",
+                "must list all three corpora with data.source: hf (the Hugging Face dataset "
+                f"mixes them and cannot select one); got {self.corpora}, or use data.source: "
+                "wmt14",
+            )
+        problem = _url_problem(self.mirror)
+        if problem:
+            raise ParamError("data.mirror", f"{problem}; got {_show(self.mirror)}")
+
 
 @dataclass
-class CleanConfig:
+class CleanConfig(Section):
     """``clean``: per-pair filters, deduplication and dev/test decontamination."""
+
+    KEY: ClassVar[str] = "clean"
 
     recipe: Literal["filtered", "paper"] = param(
         "filtered",
@@ -126,10 +225,19 @@ class CleanConfig:
     )
     workers: int = param(0, ge=0, help="worker processes (0: all cores)")
 
+    def check(self) -> None:
+        if self.min_words > self.max_words:
+            raise ParamError(
+                "clean.min_words",
+                f"must be <= clean.max_words={self.max_words}; got {self.min_words}",
+            )
+
 
 @dataclass
-class TokenizerConfig:
+class TokenizerConfig(Section):
     """``tokenize``: one BPE model shared by English and German."""
+
+    KEY: ClassVar[str] = "tokenizer"
 
     vocab_size: int = param(
         37000,
@@ -143,16 +251,20 @@ class TokenizerConfig:
 
 
 @dataclass
-class ShardConfig:
+class ShardConfig(Section):
     """``shard``: BPE-encoded, length-sorted token-id tensors."""
+
+    KEY: ClassVar[str] = "shard"
 
     max_tokens_per_side: int = param(256, ge=2, help="drop pairs longer than this after BPE")
     workers: int = param(0, ge=0, help="encoding worker threads (0: all cores)")
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(Section):
     """The Transformer (section 3 of the paper). Defaults: Transformer base, Table 3."""
+
+    KEY: ClassVar[str] = "model"
 
     encoder_layers: int = param(6, ge=1, help="N for the encoder")
     decoder_layers: int = param(6, ge=1, help="N for the decoder")
@@ -184,10 +296,20 @@ class ModelConfig:
         """Whether the head sizes are set or n_heads divides d_model (else no d_k/d_v)."""
         return bool(self.d_k and self.d_v) or self.d_model % self.n_heads == 0
 
+    def check(self) -> None:
+        if not self.heads_divide:
+            raise ParamError(
+                "model.n_heads",
+                f"must divide model.d_model={self.d_model}; got {self.n_heads} (or set both "
+                "model.d_k and model.d_v, whose 0 means d_model / n_heads)",
+            )
+
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Section):
     """``train``: the paper's recipe (section 5) on any hardware."""
+
+    KEY: ClassVar[str] = "train"
 
     seed: int = param(1, help="seed for weights, dropout and batch order")
     max_steps: int = param(100000, ge=1, help="optimizer steps")
@@ -220,18 +342,22 @@ class TrainConfig:
 
 
 @dataclass
-class AverageConfig:
+class AverageConfig(Section):
     """``average``: mean of the last checkpoints (paper: 5 for base, 20 for big)."""
+
+    KEY: ClassVar[str] = "average"
 
     last: int = param(5, ge=1, help="number of last train.save_every checkpoints to average")
 
 
 @dataclass
-class TranslateConfig:
+class TranslateConfig(Section):
     """``translate``: beam search (section 6.1)."""
 
+    KEY: ClassVar[str] = "translate"
+
     beam_size: int = param(4, ge=1, help="beam width (1: greedy)")
-    search_rules: Literal["t2t", "fairseq"] = param(
+    search_rules: SearchRules = param(
         "t2t",
         help="beam search rules: t2t (the paper's: </s> from any of the 2k candidates, stop "
         "when no live hypothesis can beat the worst finished one) or fairseq (stop at k "
@@ -246,18 +372,25 @@ class TranslateConfig:
     device: Literal["auto", "cpu", "cuda"] = param("auto")
     precision: Literal["auto", "mixed", "fp32", "fp16", "bf16"] = param("auto")
 
+    def check(self) -> None:
+        check_nbest(self.nbest, self.beam_size)
+
 
 @dataclass
-class ScoreConfig:
+class ScoreConfig(Section):
     """``score``: sacreBLEU and the paper-comparable tokenized BLEU."""
+
+    KEY: ClassVar[str] = "score"
 
     tokenize: Literal["13a", "intl", "none"] = param("13a", help="sacreBLEU tokenizer")
     lowercase: bool = param(False, help="case-insensitive sacreBLEU")
 
 
 @dataclass
-class Params:
+class Params(Section):
     """All of ``params.yaml``."""
+
+    KEY: ClassVar[str] = ""
 
     data: DataConfig = field(default_factory=DataConfig)
     clean: CleanConfig = field(default_factory=CleanConfig)
@@ -268,6 +401,35 @@ class Params:
     average: AverageConfig = field(default_factory=AverageConfig)
     translate: TranslateConfig = field(default_factory=TranslateConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
+
+    def check(self) -> None:
+        """Rules that span sections."""
+        longest = self.shard.max_tokens_per_side
+        if self.average.last > self.train.keep_last:
+            raise ParamError(
+                "average.last",
+                f"must be <= train.keep_last={self.train.keep_last} (the save_every "
+                f"checkpoints kept on disk); got {self.average.last}: raise train.keep_last "
+                "or lower average.last",
+            )
+        if self.train.max_tokens < longest:
+            raise ParamError(
+                "train.max_tokens",
+                f"must be >= shard.max_tokens_per_side={longest} so the longest pair fits a "
+                f"batch; got {self.train.max_tokens}",
+            )
+        if self.translate.max_tokens < longest:
+            raise ParamError(
+                "translate.max_tokens",
+                f"must be >= shard.max_tokens_per_side={longest}; "
+                f"got {self.translate.max_tokens}",
+            )
+        if self.model.max_positions < longest + 1:
+            raise ParamError(
+                "model.max_positions",
+                f"must be >= shard.max_tokens_per_side + 1 = {longest + 1}; "
+                f"got {self.model.max_positions}",
+            )
 
 
 # ----------------------------------------------------------------------------- loading
@@ -346,38 +508,22 @@ def _type_name(tp: Any) -> str:
     return str(tp)
 
 
-def _convert(tp: Any, value: Any, key: str, meta: dict, where: _Where) -> Any:
+def _convert(tp: Any, value: Any, key: str, where: _Where) -> Any:
+    """``value`` as type ``tp`` (a ConfigError for the wrong type); its bounds are the
+    section's to check (:class:`Section`)."""
     origin = get_origin(tp)
     if origin is Literal:
-        choices = get_args(tp)
-        if value not in choices:
-            raise where.error(
-                key, f"must be one of {', '.join(map(str, choices))}; got {_show(value)}"
-            )
-        return value
+        return value  # its choices are a bound, checked by the section (_check_value)
     if origin in (Union, types.UnionType):
         args = [a for a in get_args(tp) if a is not type(None)]
         if value is None:
             return None
-        return _convert(args[0], value, key, meta, where)
+        return _convert(args[0], value, key, where)
     if origin is list:
         (item_tp,) = get_args(tp)
         if not isinstance(value, list):
             raise where.error(key, f"must be a list; got {_show(value)}")
-        items = [_convert(item_tp, v, f"{key}[{i}]", {}, where) for i, v in enumerate(value)]
-        if meta.get("nonempty") and not items:
-            raise where.error(key, "must not be empty")
-        if "choices" in meta:
-            for v in items:
-                if v not in meta["choices"]:
-                    raise where.error(
-                        key,
-                        f"has unknown item {_show(v)}; choose from {', '.join(meta['choices'])}",
-                    )
-        if meta.get("unique") and len(set(items)) != len(items):
-            dup = next(v for v in items if items.count(v) > 1)
-            raise where.error(key, f"lists {_show(dup)} twice")
-        return items
+        return [_convert(item_tp, v, f"{key}[{i}]", where) for i, v in enumerate(value)]
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, key, where)
     if tp is bool:
@@ -399,17 +545,6 @@ def _convert(tp: Any, value: Any, key: str, meta: dict, where: _Where) -> Any:
     elif tp is str:
         if not isinstance(value, str):
             raise where.error(key, f"must be a string; got {_show(value)}")
-    for check, op, text in (
-        ("ge", lambda a, b: a >= b, ">="),
-        ("gt", lambda a, b: a > b, ">"),
-        ("le", lambda a, b: a <= b, "<="),
-        ("lt", lambda a, b: a < b, "<"),
-    ):
-        if check in meta and not op(value, meta[check]):
-            why = f" ({meta['why']})" if "why" in meta else ""
-            raise where.error(key, f"must be {text} {meta[check]}{why}; got {_show(value)}")
-    if "choices" in meta and value not in meta["choices"]:
-        raise where.error(key, f"must be one of {', '.join(map(str, meta['choices']))}")
     return value
 
 
@@ -425,66 +560,15 @@ def _build(cls: type, data: Any, prefix: str, where: _Where) -> Any:
             hint = f" (did you mean {dotted}{close[0]}?)" if close else ""
             raise where.error(f"{dotted}{k}", f"is not a known key{hint}")
     kwargs = {}
-    for name, f in known.items():
+    for name in known:
         key = f"{dotted}{name}"
         if name not in data:
             raise ConfigError(f"{where(prefix) if prefix else where.file}: missing key {key}")
-        kwargs[name] = _convert(hints[name], data[name], key, dict(f.metadata), where)
-    return cls(**kwargs)
-
-
-def _validate(p: Params, where: _Where) -> None:
-    """Checks that span keys or sections."""
-    m = p.model
-    if not m.heads_divide:
-        raise where.error(
-            "model.n_heads",
-            f"must divide model.d_model={m.d_model}; got {m.n_heads} (or set both model.d_k "
-            "and model.d_v, whose 0 means d_model / n_heads)",
-        )
-    if p.average.last > p.train.keep_last:
-        raise where.error(
-            "average.last",
-            f"must be <= train.keep_last={p.train.keep_last} (the save_every checkpoints kept "
-            f"on disk); got {p.average.last}: raise train.keep_last or lower average.last",
-        )
-    if p.train.max_tokens < p.shard.max_tokens_per_side:
-        raise where.error(
-            "train.max_tokens",
-            f"must be >= shard.max_tokens_per_side={p.shard.max_tokens_per_side} so the "
-            f"longest pair fits a batch; got {p.train.max_tokens}",
-        )
-    if p.translate.max_tokens < p.shard.max_tokens_per_side:
-        raise where.error(
-            "translate.max_tokens",
-            f"must be >= shard.max_tokens_per_side={p.shard.max_tokens_per_side}; "
-            f"got {p.translate.max_tokens}",
-        )
-    need = p.shard.max_tokens_per_side + 1
-    if m.max_positions < need:
-        raise where.error(
-            "model.max_positions",
-            f"must be >= shard.max_tokens_per_side + 1 = {need}; got {m.max_positions}",
-        )
-    if p.translate.nbest > p.translate.beam_size:
-        raise where.error(
-            "translate.nbest",
-            f"must be <= translate.beam_size={p.translate.beam_size}; got {p.translate.nbest}",
-        )
-    if p.clean.min_words > p.clean.max_words:
-        raise where.error(
-            "clean.min_words",
-            f"must be <= clean.max_words={p.clean.max_words}; got {p.clean.min_words}",
-        )
-    if p.data.source == "hf" and sorted(p.data.corpora) != sorted(ALL_CORPORA):
-        raise where.error(
-            "data.corpora",
-            "must list all three corpora with data.source: hf (the Hugging Face dataset mixes "
-            f"them and cannot select one); got {p.data.corpora}, or use data.source: wmt14",
-        )
-    problem = _url_problem(p.data.mirror)
-    if problem:
-        raise where.error("data.mirror", f"{problem}; got {_show(p.data.mirror)}")
+        kwargs[name] = _convert(hints[name], data[name], key, where)
+    try:
+        return cls(**kwargs)  # the section checks its bounds and rules (Section)
+    except ParamError as e:
+        raise where.error(e.key, e.msg) from None
 
 
 def _url_problem(url: str) -> str | None:
@@ -513,9 +597,7 @@ def params_from_dict(
     where = _Where(file, lines)
     if not isinstance(data, dict):
         raise ConfigError(f"{file}: must be a YAML mapping of sections; got {_show(data)}")
-    params = _build(Params, data, "", where)
-    _validate(params, where)
-    return params
+    return _build(Params, data, "", where)
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
@@ -532,7 +614,6 @@ def read_yaml(path: str | Path) -> tuple[Any, dict[str, int]]:
     ConfigError (one line, naming the file and line) for a missing, unreadable or non-UTF-8
     file, malformed YAML, or a key given twice in one mapping.
     """
-    import yaml
 
     from aiayn.fsio import utf8_error
 
@@ -547,17 +628,24 @@ def read_yaml(path: str | Path) -> tuple[Any, dict[str, int]]:
         raise ConfigError(str(utf8_error(path))) from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read params file: {e.strerror}") from None
+    return read_yaml_text(text, str(path))
+
+
+def read_yaml_text(text: str, file: str) -> tuple[Any, dict[str, int]]:
+    """:func:`read_yaml` of ``text`` already read (errors name it ``file``)."""
+    import yaml
+
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
-        lines = _yaml_lines(node, str(path)) if node is not None else {}
+        lines = _yaml_lines(node, file) if node is not None else {}
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError(f"{path}{line}: malformed YAML: {problem}") from None
+        raise ConfigError(f"{file}{line}: malformed YAML: {problem}") from None
     except (ValueError, RecursionError) as e:  # e.g. an integer of more than 4300 digits
-        raise ConfigError(f"{path}: unreadable YAML value: {str(e)[:100]}") from None
+        raise ConfigError(f"{file}: unreadable YAML value: {str(e)[:100]}") from None
     return data, lines
 
 

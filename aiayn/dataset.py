@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from aiayn.errors import DataError, MissingInputError
-from aiayn.tokenizer import EOS, BpeTokenizer
+from aiayn.tokenizer import BpeTokenizer
+from aiayn.vocab import EOS
 
 FORMAT = 1  # version of the shard format written by aiayn.shard (see its module doc)
 INDEX = "index.json"

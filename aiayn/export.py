@@ -263,7 +263,7 @@ def hf_tokenizer(tokenizer_path: str | Path, max_positions: int):
     from tokenizers import Tokenizer, processors
     from transformers import PreTrainedTokenizerFast
 
-    from aiayn.tokenizer import EOS, SPECIAL_TOKENS
+    from aiayn.vocab import EOS, SPECIAL_TOKENS
 
     tok = Tokenizer.from_file(str(tokenizer_path))
     eos = SPECIAL_TOKENS[EOS]
@@ -299,7 +299,7 @@ def check_batch(tokenizer, lines: Sequence[str] = CHECK_SENTENCES):
     after ``<s>`` as a stand-in target (any ids do for comparing logits)."""
     import torch
 
-    from aiayn.tokenizer import BOS, EOS, PAD
+    from aiayn.vocab import BOS, EOS, PAD
 
     ids = tokenizer.encode_batch(list(lines))
     S = max(len(x) for x in ids) + 1
@@ -315,7 +315,7 @@ def max_logit_difference(model: Transformer, hf, src, tgt_in) -> float:
     """max |aiayn logits - transformers logits| over the real (non-pad) target positions."""
     import torch
 
-    from aiayn.tokenizer import PAD
+    from aiayn.vocab import PAD
 
     with torch.inference_mode():
         ours = model(src, tgt_in)  # (B, T, V)

@@ -338,36 +338,57 @@ def discard_stdout(stream: Any = None) -> None:
         os.close(null)
 
 
-def read_lines(path: str | os.PathLike) -> list[str]:
-    """The lines of a UTF-8 text file, split on ``\\n`` only (see :func:`decode_lines`).
+def read_lines(
+    path: str | os.PathLike, *, label: str | None = None, strip_cr: bool = False
+) -> list[str]:
+    """The lines of a UTF-8 text file, split on ``\\n`` only (see :func:`decode_lines`): the
+    one reader of whole text files.
 
     A missing file, a folder, an unreadable file or invalid UTF-8 (naming the line and byte
-    offset) is a one-line error.
+    offset) is a one-line error naming ``label`` (default: the path). ``strip_cr``: drop a
+    ``\\r`` that ends a line (CRLF files).
     """
     path = Path(path)
+    name = label or str(path)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise MissingInputError(f"{path}: file not found") from None
+        raise MissingInputError(f"{name}: file not found") from None
     except IsADirectoryError:
-        raise DataError(f"{path} is a folder; give a text file, one segment per line") from None
+        raise DataError(f"{name} is a folder; give a text file, one segment per line") from None
     except OSError as e:
-        raise DataError(f"{path}: cannot read: {e.strerror}") from None
-    return decode_lines(data, str(path))
+        raise DataError(f"{name}: cannot read: {e.strerror}") from None
+    return decode_lines(data, name, strip_cr=strip_cr, path=path)
 
 
-def decode_lines(data: bytes, name: str) -> list[str]:
-    """UTF-8 ``data`` split on ``\\n`` only (a final ``\\n`` ends the last line; ``\\r``,
-    U+2028 and the like stay in the text); a DataError naming ``name``, the line and the byte
-    offset when it is not UTF-8."""
+def decode_lines(
+    data: bytes, name: str, *, strip_cr: bool = False, path: str | os.PathLike | None = None
+) -> list[str]:
+    """UTF-8 ``data`` split on ``\\n`` only (a final ``\\n`` ends the last line; U+2028 and
+    the like stay in the text, and ``\\r`` too unless ``strip_cr``); a DataError naming
+    ``name``, the line and the byte offset when it is not UTF-8 (``path``: the file read)."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise utf8_error(name, data) from None
+        raise utf8_error(path or name, data, label=name) from None
     lines = text.split("\n")
     if lines[-1] == "":
         lines.pop()
-    return lines
+    return [line.removesuffix("\r") for line in lines] if strip_cr else lines
+
+
+def iter_lines(path: str | os.PathLike, max_lines: int = 0) -> Iterator[str]:
+    """Lines of a UTF-8 file without their ``\\n`` (only ``\\n`` ends a line), streamed, for
+    files too large to hold; ``max_lines`` > 0 stops after that many lines. Invalid UTF-8 is
+    a DataError naming the line and byte offset."""
+    try:
+        with open(path, encoding="utf-8", newline="\n") as f:
+            for n, line in enumerate(f, 1):
+                yield line[:-1] if line.endswith("\n") else line
+                if n == max_lines:
+                    return
+    except UnicodeDecodeError:
+        raise utf8_error(path) from None
 
 
 def utf8_error(

@@ -16,8 +16,11 @@ One file, read top to bottom:
 - :class:`Transformer`: embeddings scaled by sqrt(d_model) (3.4) with three-way weight tying,
   ``forward``/``encode``/``decode`` for training, and ``init_state``/``decode_step`` with a
   key/value cache (:class:`DecoderState`) for incremental decoding (beam search), and
-  ``capture_attention`` to read the softmax weights back (:class:`AttentionWeights`).
-- :data:`PRESETS`, :func:`count_parameters`, :func:`parameter_formula`.
+  ``capture_attention`` to read the softmax weights back (:class:`AttentionWeights`);
+  ``watch_cross_attention`` for the coverage penalty. It implements
+  :class:`aiayn.decode.protocol.CoverageReadable`, the interface beam search decodes with.
+- :data:`PRESETS`, :func:`count_parameters` (the closed form:
+  :func:`aiayn.model_info.parameter_formula`).
 
 Masks. Padding id is 0 (:data:`PAD`). The encoder builds one boolean key mask per forward
 from the source padding (True = may attend, the convention of SDPA) and reuses it in every
@@ -38,7 +41,7 @@ unit variance (as fairseq and tensor2tensor do), learned position tables N(0, d_
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -49,10 +52,10 @@ from torch import Tensor
 
 from aiayn.config import ModelConfig
 from aiayn.errors import AiaynError, ConfigError
+from aiayn.vocab import PAD
 
-PAD = 0  # padding id; equals aiayn.tokenizer.PAD (not imported: no tokenizers dependency)
-
-# Table 3 of the paper; "demo" mirrors the model section of the repository's params.yaml.
+# Table 3 of the paper, and the demo's model: the one owner of the model sections of
+# configs/*.yaml, which `aiayn preset --write` generates from it (aiayn.presets).
 PRESETS: dict[str, ModelConfig] = {
     "base": ModelConfig(
         encoder_layers=6, decoder_layers=6, d_model=512, d_ff=2048, n_heads=8, dropout=0.1
@@ -600,6 +603,14 @@ def key_mask(src_pad: Tensor) -> Tensor | None:
     return ok[:, None, None, :]
 
 
+class _Newest(list):
+    """A list that keeps only the newest item appended (one call's attention weights)."""
+
+    def append(self, item: Tensor) -> None:
+        self.clear()
+        super().append(item)
+
+
 class Transformer(nn.Module):
     """The encoder-decoder Transformer (section 3), pad id 0.
 
@@ -609,11 +620,6 @@ class Transformer(nn.Module):
 
     def __init__(self, cfg: ModelConfig, vocab_size: int):
         super().__init__()
-        if not cfg.heads_divide:
-            raise ConfigError(
-                f"model.n_heads must divide model.d_model={cfg.d_model}; got {cfg.n_heads} "
-                "(or set both model.d_k and model.d_v)"
-            )
         if vocab_size < 1:
             raise ConfigError(f"vocabulary size must be >= 1; got {vocab_size}")
         self.cfg = cfg
@@ -769,6 +775,21 @@ class Transformer(nn.Module):
     # -- looking inside
 
     @contextmanager
+    def watch_cross_attention(self) -> Iterator[Callable[[], Tensor]]:
+        """While open, the last decoder layer's encoder-decoder attention keeps the weights of
+        the newest ``decode``/``decode_step`` call (only those); yields a function returning
+        them, float32 (R, h, T, S). For the coverage penalty (aiayn.decode.search)."""
+        attn = self.decoder[-1].cross_attn
+        if attn.record is not None:
+            raise RuntimeError("watch_cross_attention() cannot run inside capture_attention()")
+        calls = _Newest()
+        attn.record = calls
+        try:
+            yield lambda: calls[-1]
+        finally:
+            attn.record = None
+
+    @contextmanager
     def capture_attention(self) -> Iterator[AttentionWeights]:
         """Keep every attention's softmax weights while inside the ``with`` block.
 
@@ -806,26 +827,3 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     total = sum(p.numel() for p in params)
     trainable = sum(p.numel() for p in params if p.requires_grad)
     return total, trainable
-
-
-def parameter_formula(cfg: ModelConfig, vocab_size: int) -> int:
-    """The exact parameter count of ``Transformer(cfg, vocab_size)`` in closed form.
-
-    With D = d_model, F = d_ff, V = vocab_size, K = h d_k, W = h d_v (K = W = D by default):
-    attention (D + 1)(2 K + W) + (W + 1) D (W^Q, W^K, W^V, W^O with biases; 4 (D^2 + D)
-    by default); FFN 2 D F + F + D; LayerNorm 2 D; encoder layer = attention + FFN +
-    2 LayerNorms; decoder layer = 2 attentions + FFN + 3 LayerNorms; pre-norm adds one final
-    LayerNorm to each stack; embeddings V D tied (source = target = output projection), else
-    3 V D; learned positions 2 max_positions D (source and target tables).
-    """
-    D, Fd, V = cfg.d_model, cfg.d_ff, vocab_size
-    K, W = (cfg.n_heads * d for d in cfg.head_dims)
-    attention = (D + 1) * (2 * K + W) + (W + 1) * D
-    ffn = 2 * D * Fd + Fd + D
-    norm = 2 * D
-    encoder = cfg.encoder_layers * (attention + ffn + 2 * norm)
-    decoder = cfg.decoder_layers * (2 * attention + ffn + 3 * norm)
-    final_norms = 2 * norm if cfg.norm == "pre" else 0
-    embeddings = V * D if cfg.tie_embeddings else 3 * V * D
-    positions = 2 * cfg.max_positions * D if cfg.positional == "learned" else 0
-    return embeddings + positions + encoder + decoder + final_norms

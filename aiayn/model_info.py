@@ -4,7 +4,8 @@ Everything here is closed-form from a :class:`~aiayn.config.ModelConfig` and a v
 size (no model is built), so it is instant for the big model too; the tests check the
 counts against real modules and the activation estimate against the tensors autograd saves.
 
-- :func:`parameter_breakdown`: embeddings, encoder, decoder, output projection (untied).
+- :func:`parameter_breakdown`: embeddings, encoder, decoder, output projection (untied);
+  :func:`parameter_formula`, their total (the one closed form of the parameter count).
 - :func:`forward_flops`, :func:`train_flops`, :func:`train_flops_per_token`: FLOPs, with a
   multiply-add counted as 2 and the backward pass as twice the forward.
 - :func:`step_memory`: weights, gradients, Adam moments, activations and logits of one step
@@ -68,6 +69,12 @@ def parameter_breakdown(cfg: ModelConfig, vocab_size: int) -> dict[str, int]:
     }
     parts["total"] = sum(parts.values())
     return parts
+
+
+def parameter_formula(cfg: ModelConfig, vocab_size: int) -> int:
+    """The exact parameter count of ``Transformer(cfg, vocab_size)`` in closed form: the
+    total of :func:`parameter_breakdown`."""
+    return parameter_breakdown(cfg, vocab_size)["total"]
 
 
 def matmul_parameters(cfg: ModelConfig) -> int:

@@ -11,11 +11,18 @@ point to, so after switching ``dvc params diff`` shows exactly which values chan
 Switching refuses to overwrite a ``params.yaml`` whose values no preset holds (edits would be
 lost) unless ``--force`` is given. The preset file is validated first, so a broken preset
 never replaces a working ``params.yaml``.
+
+The ``model`` sections of the files are generated: :data:`aiayn.model.PRESETS` is their one
+owner, and ``aiayn preset --write`` rewrites each file's model values from it (comments and
+layout kept; :func:`render_model_section`). tests/test_presets.py checks that the committed
+files are what ``--write`` would write.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -155,6 +162,60 @@ def apply_preset(
     return source
 
 
+def _yaml_scalar(value: Any) -> str:
+    """``value`` (bool, int, float or plain string) as the files write it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def render_model_section(text: str, model: Any, where: str = "preset") -> str:
+    """``text`` (a params file) with every ``model.<key>`` value set from ``model`` (a
+    ModelConfig); each line keeps its indentation and its comment, at the same column when the
+    value still fits. A key the file lacks is a ConfigError naming it (add its line)."""
+    from aiayn.config import read_yaml_text
+
+    _, lines = read_yaml_text(text, where)
+    out = text.split("\n")
+    for field in dataclasses.fields(model):
+        key = f"model.{field.name}"
+        if key not in lines:
+            raise ConfigError(f"{where}: no {key}; add its line (with a comment) to the file")
+        i = lines[key] - 1
+        m = re.fullmatch(r"(\s*\S+:\s*)([^#]*?)(\s*)(#.*)?", out[i])
+        if m is None:  # pragma: no cover - read_yaml_text found the key on this line
+            raise ConfigError(f"{where}:{i + 1}: cannot rewrite {key}")
+        head, _, gap, comment = m.groups()
+        line = head + _yaml_scalar(getattr(model, field.name))
+        if comment:
+            column = len(head) + len(m.group(2)) + len(gap)
+            line = line.ljust(column) if len(line) < column else line + "  "
+            line += comment
+        out[i] = line
+    return "\n".join(out)
+
+
+def write_model_presets(configs: Path = CONFIGS) -> list[Path]:
+    """Rewrite the model section of ``configs/<name>.yaml`` for each name in
+    :data:`aiayn.model.PRESETS` (atomically); returns the files that changed."""
+    from aiayn.fsio import atomic_file
+    from aiayn.model import PRESETS
+
+    presets = list_presets(configs)
+    changed = []
+    for name, model in PRESETS.items():
+        if name not in presets:
+            raise ConfigError(f"{configs}/{name}.yaml not found (aiayn.model.PRESETS has {name})")
+        path = presets[name]
+        text = path.read_text(encoding="utf-8")
+        new = render_model_section(text, model, str(path))
+        if new != text:
+            with atomic_file(path, "w", encoding="utf-8", newline="\n") as f:
+                f.write(new)
+            changed.append(path)
+    return changed
+
+
 def preset_command(
     name: Annotated[
         str | None, typer.Argument(help="preset to switch to (a file configs/NAME.yaml)")
@@ -164,8 +225,21 @@ def preset_command(
     ] = False,
     params: Annotated[Path, typer.Option(help="params file to write")] = paths.PARAMS,
     configs: Annotated[Path, typer.Option(help="folder of presets")] = CONFIGS,
+    write: Annotated[
+        bool,
+        typer.Option(
+            "--write", help="rewrite the model sections of configs/*.yaml from aiayn.model.PRESETS"
+        ),
+    ] = False,
 ) -> None:
     """Switch params.yaml to a complete preset (demo, base, big), or list the presets."""
+    if write:
+        changed = write_model_presets(configs)
+        for path in changed:
+            print(f"{path}: model section rewritten from aiayn.model.PRESETS")
+        print(f"{len(changed)} preset file(s) changed", end="")
+        print("; `aiayn preset demo` then copies the demo into params.yaml" if changed else "")
+        return
     if name is None:
         current = matching_preset(params, configs)
         for preset, path in list_presets(configs).items():

@@ -37,7 +37,9 @@ import numpy as np
 from aiayn import paths
 from aiayn.dataset import FORMAT, INDEX, length_order, shard_files
 from aiayn.errors import DataError
-from aiayn.tokenizer import BOS, EOS, PAD, UNK, BpeTokenizer, iter_lines
+from aiayn.fsio import iter_lines
+from aiayn.tokenizer import BpeTokenizer
+from aiayn.vocab import BOS, EOS, PAD, UNK
 
 if TYPE_CHECKING:
     from aiayn.config import ShardConfig
@@ -102,26 +104,16 @@ def encode_split(
     src_lines, tgt_lines = iter_lines(src_path), iter_lines(tgt_path)
     with tqdm(total=n_src, desc=desc, unit=" pairs", disable=None, unit_scale=True) as bar:
         while True:
-            try:
-                chunk = {
-                    "src": list(itertools.islice(src_lines, CHUNK_LINES)),
-                    "tgt": list(itertools.islice(tgt_lines, CHUNK_LINES)),
-                }
-            except UnicodeDecodeError:
-                raise _utf8_error(src_path, tgt_path) from None
+            chunk = {  # invalid UTF-8: a DataError naming the file, line and offset
+                "src": list(itertools.islice(src_lines, CHUNK_LINES)),
+                "tgt": list(itertools.islice(tgt_lines, CHUNK_LINES)),
+            }
             if not chunk["src"]:
                 break
             for side in SIDES:
                 parts[side].append(encode_with_eos(bpe, chunk[side], dtype))
             bar.update(len(chunk["src"]))
     return _concat(parts["src"], dtype), _concat(parts["tgt"], dtype)
-
-
-def _utf8_error(*paths: Path) -> DataError:
-    """The error naming the file, line and byte offset of the first invalid UTF-8."""
-    from aiayn.fsio import invalid_utf8, utf8_error
-
-    return next(filter(None, map(invalid_utf8, paths)), None) or utf8_error(paths[0])
 
 
 def gather(side: EncodedSide, order: np.ndarray, chunk: int = 1 << 18) -> np.ndarray:

@@ -34,18 +34,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from aiayn import paths
-from aiayn.config import MIN_VOCAB_SIZE
-from aiayn.errors import ConfigError, DataError, MissingInputError
+from aiayn.errors import DataError, MissingInputError
+from aiayn.fsio import iter_lines
+from aiayn.vocab import MIN_VOCAB_SIZE, SPECIAL_TOKENS, UNK
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
     from aiayn.config import TokenizerConfig
 
-# Fixed special ids (docs/design.md, "Special tokens").
-PAD, BOS, EOS, UNK = 0, 1, 2, 3
-SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<unk>")
-N_BYTES = 256  # MIN_VOCAB_SIZE (aiayn.config) = specials + the byte alphabet
 
 _TRAIN_BATCH_LINES = 2000  # lines per item handed to train_from_iterator
 _TRAIN_JOIN_LINES = 100  # single-spaced lines joined into one training text
@@ -214,18 +211,6 @@ def new_tokenizer() -> Tokenizer:
     return tok
 
 
-def iter_lines(path: Path, max_lines: int = 0) -> Iterator[str]:
-    """Lines of a UTF-8 file without their ``\\n`` (only ``\\n`` ends a line), streamed.
-
-    ``max_lines`` > 0 stops after that many lines.
-    """
-    with open(path, encoding="utf-8", newline="\n") as f:
-        for n, line in enumerate(f, 1):
-            yield line[:-1] if line.endswith("\n") else line
-            if n == max_lines:
-                return
-
-
 def is_single_spaced(line: str) -> bool:
     """Words joined by single spaces: no other whitespace, none at the ends.
 
@@ -245,16 +230,11 @@ def _training_texts(files: Sequence[Path], max_lines: int, join: int) -> Iterato
     """
     for path in files:
         batch: list[str] = []
-        try:
-            for line in iter_lines(path, max_lines):
-                batch.append(line)
-                if len(batch) == _TRAIN_BATCH_LINES:
-                    yield _joined(batch, join)
-                    batch = []
-        except UnicodeDecodeError:
-            from aiayn.fsio import utf8_error
-
-            raise utf8_error(path) from None
+        for line in iter_lines(path, max_lines):
+            batch.append(line)
+            if len(batch) == _TRAIN_BATCH_LINES:
+                yield _joined(batch, join)
+                batch = []
         if batch:
             yield _joined(batch, join)
 
@@ -265,15 +245,6 @@ def _joined(lines: list[str], join: int) -> list[str]:
     regular = [line for line in lines if is_single_spaced(line) and line]
     other = [line for line in lines if not (is_single_spaced(line) and line)]
     return [" ".join(regular[i : i + join]) for i in range(0, len(regular), join)] + other
-
-
-def check_vocab_size(vocab_size: int) -> None:
-    """Raise a ConfigError when ``vocab_size`` cannot hold the specials and the 256 bytes."""
-    if vocab_size < MIN_VOCAB_SIZE:
-        raise ConfigError(
-            f"tokenizer.vocab_size must be >= {MIN_VOCAB_SIZE} for byte-level BPE "
-            f"({len(SPECIAL_TOKENS)} special tokens + {N_BYTES} bytes); got {vocab_size}"
-        )
 
 
 def train_tokenizer(cfg: TokenizerConfig, clean: Path, out: Path, report: Path) -> dict[str, Any]:
@@ -294,7 +265,6 @@ def train_tokenizer(cfg: TokenizerConfig, clean: Path, out: Path, report: Path) 
         paths.clean_split(s, lang, clean) for s in ("dev", "test") for lang in paths.LANGS
     ]
     require_inputs(*train_files, *eval_files, stage="clean")
-    check_vocab_size(cfg.vocab_size)
 
     n_lines = {}
     for lang, path in zip(paths.LANGS, train_files, strict=True):

@@ -34,6 +34,8 @@ import math
 import statistics
 import time
 
+from aiayn.vocab import EOS
+
 EOS_SUPPRESS = 1e4
 
 
@@ -82,12 +84,12 @@ class NoEos:
 
     def decode_step(self, tokens, state):
         logits = self.model.decode_step(tokens, state)
-        logits[:, 2] -= EOS_SUPPRESS
+        logits[:, EOS] -= EOS_SUPPRESS
         return logits
 
     def decode(self, tgt_in, enc):
         logits = self.model.decode(tgt_in, enc)
-        logits[..., 2] -= EOS_SUPPRESS
+        logits[..., EOS] -= EOS_SUPPRESS
         return logits
 
 
@@ -149,7 +151,8 @@ def vocab_tokenizer(path, vocab: int):
     for exporting a random-weight model (the export needs a tokenizer)."""
     from tokenizers import Tokenizer, models, pre_tokenizers
 
-    from aiayn.tokenizer import SPECIAL_TOKENS, UNK, load_tokenizer
+    from aiayn.tokenizer import load_tokenizer
+    from aiayn.vocab import SPECIAL_TOKENS, UNK
 
     words = {t: i for i, t in enumerate(SPECIAL_TOKENS)} | {f"w{i}": i for i in range(4, vocab)}
     tok = Tokenizer(models.WordLevel(words, unk_token=SPECIAL_TOKENS[UNK]))

@@ -74,7 +74,7 @@ def child(preset: str, vocab: int, max_tokens: int, seq_len: int = SEQ_LEN) -> d
     from aiayn.batching import Batch
     from aiayn.config import TrainConfig
     from aiayn.model import PAD, PRESETS, Transformer
-    from aiayn.train.precision import select_precision
+    from aiayn.precision import select_precision
     from aiayn.train.trainer import Trainer
     from bench.bench_train import make_batch
 

@@ -258,7 +258,7 @@ def _peer_collate(items):
     import torch
     from torch.nn.utils.rnn import pad_sequence
 
-    from aiayn.tokenizer import BOS, PAD
+    from aiayn.vocab import BOS, PAD
 
     src = pad_sequence([s for s, _ in items], batch_first=True, padding_value=PAD)
     tgt_out = pad_sequence([t for _, t in items], batch_first=True, padding_value=PAD)

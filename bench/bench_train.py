@@ -101,7 +101,8 @@ def _peer_classes():
     import torch.nn as nn
     import torch.nn.functional as F
 
-    from aiayn.model import PAD, sinusoid_table
+    from aiayn.model import sinusoid_table
+    from aiayn.vocab import PAD
 
     class MarianAdapter(nn.Module):
         """(src, tgt_in) -> logits, like aiayn's forward."""
@@ -209,7 +210,7 @@ def measure(cfg, vocab_size: int, max_tokens: int, seq_len: int, warmup: int, ro
     """Target tokens/s of every model, alternating; returns ({name: [tok/s]}, batch)."""
     import torch
 
-    from aiayn.model import PAD
+    from aiayn.vocab import PAD
 
     torch.manual_seed(0)
     batch = make_batch(vocab_size, max_tokens, seq_len)
@@ -236,8 +237,9 @@ def run(quick: bool, tiny: bool = False) -> list[dict]:
     and a 256-token batch (the unit test)."""
     import torch
 
-    from aiayn.model import PAD, PRESETS
+    from aiayn.model import PRESETS
     from aiayn.model_info import train_flops
+    from aiayn.vocab import PAD
     from bench.report import paired_stats
 
     # (label, preset, vocab, max_tokens, seq_len, warmup, rounds). Quick keeps batches of

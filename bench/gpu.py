@@ -334,11 +334,12 @@ def train_case(model, preset: str, prec_name: str, device, args, case_deadline: 
 
     from aiayn.batching import Batch
     from aiayn.config import TrainConfig
-    from aiayn.model import PAD, PRESETS
+    from aiayn.model import PRESETS
     from aiayn.model_info import train_flops
     from aiayn.precision import select_precision
     from aiayn.train.flops import gpu_peak_flops
     from aiayn.train.trainer import Trainer
+    from aiayn.vocab import PAD
     from bench.bench_train import make_batch
 
     cfg = PRESETS[preset]

@@ -1,7 +1,9 @@
-"""Tiny hand-written models implementing the decoding API of docs/design.md, for tests.
+"""Tiny hand-written models implementing the decoding API of docs/design.md
+(:class:`aiayn.decode.protocol.Decodable`), for tests.
 
-``encode(src) -> enc``, ``init_state(enc) -> state``, ``decode_step(tokens, state) -> logits``,
-``state.reorder(index)``, ``decode(tgt_in, enc) -> logits`` and ``enc.reorder(index)``.
+``encode(src) -> enc``, ``init_state(enc, capacity) -> state`` (capacity ignored),
+``decode_step(tokens, state) -> logits``, ``state.reorder(index)``, ``decode(tgt_in, enc) ->
+logits`` and ``enc.reorder(index)``.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-PAD, BOS, EOS, UNK = 0, 1, 2, 3
+from aiayn.vocab import BOS, EOS, PAD, UNK  # noqa: F401  (tests import them from here)
 
 
 @dataclass
@@ -58,7 +60,7 @@ class TableModel:
     def encode(self, src: torch.Tensor) -> FakeEnc:
         return FakeEnc(self.src_table[src].sum(1), src)  # (B, V)
 
-    def init_state(self, enc: FakeEnc) -> FakeState:
+    def init_state(self, enc: FakeEnc, capacity: int = 32) -> FakeState:
         return FakeState(enc)
 
     def _eos(self, positions: torch.Tensor) -> torch.Tensor:
@@ -87,7 +89,7 @@ class CopyModel:
     def encode(self, src: torch.Tensor) -> FakeEnc:
         return FakeEnc(torch.zeros(src.size(0), self.V), src)
 
-    def init_state(self, enc: FakeEnc) -> FakeState:
+    def init_state(self, enc: FakeEnc, capacity: int = 32) -> FakeState:
         return FakeState(enc)
 
     def _logits(self, src: torch.Tensor, pos: int) -> torch.Tensor:

@@ -14,7 +14,7 @@ from aiayn.config import AverageConfig
 from aiayn.errors import DataError, MissingInputError
 from aiayn.fsio import sha256_file
 
-MODEL_CONFIG = {"d_model": 4, "n_heads": 2}
+MODEL_CONFIG = {"d_model": 8, "n_heads": 2}  # a valid section (model.d_model >= 8)
 
 
 def state(seed: int, shapes=None) -> dict:

@@ -23,7 +23,7 @@ from aiayn.batching import (
 from aiayn.config import ShardConfig, TokenizerConfig
 from aiayn.dataset import ShardDataset
 from aiayn.errors import AiaynError
-from aiayn.tokenizer import BOS, EOS, PAD
+from aiayn.vocab import BOS, EOS, PAD
 
 WORDS = "Haus „Hallo“ don't 1.000,50 Bundes-Verfassungs-Gericht über the der und and".split()
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import aiayn.config as cfgmod
 from aiayn.config import (
     ModelConfig,
     Params,
@@ -309,3 +310,48 @@ def test_params_file_not_utf8_names_line_and_offset(tmp_path):
         ConfigError, match=r"params\.yaml:3: not UTF-8 text \(byte 0xE9 at offset 22 of"
     ):
         load_params(p)
+
+
+# ----------------------------------------------------------------------------- built by code
+
+
+@pytest.mark.parametrize(
+    "build, expect",
+    [
+        (
+            lambda: cfgmod.TranslateConfig(beam_size=2, nbest=3),
+            "translate.nbest must be <= " "translate.beam_size=2; got 3",
+        ),
+        (
+            lambda: cfgmod.ModelConfig(d_model=192, n_heads=5),
+            "model.n_heads must divide " "model.d_model=192; got 5",
+        ),
+        (lambda: cfgmod.TokenizerConfig(vocab_size=100), "tokenizer.vocab_size must be >= 260"),
+        (lambda: cfgmod.DemoConfig(noise=0.9), "data.demo.noise must be <= 0.5; got 0.9"),
+        (lambda: cfgmod.DataConfig(corpora=[]), "data.corpora must not be empty"),
+        (
+            lambda: cfgmod.ModelConfig(norm="middle"),
+            "model.norm must be one of post, pre; got " "'middle'",
+        ),
+        (
+            lambda: dataclasses.replace(cfgmod.Params(), average=cfgmod.AverageConfig(last=9)),
+            "average.last must be <= train.keep_last=5",
+        ),
+    ],
+)
+def test_sections_built_by_code_get_the_params_checks(build, expect):
+    """The rules live with the sections (aiayn.config.Section): a section built in code is
+    refused with the message params.yaml would give, less the file and line."""
+    with pytest.raises(cfgmod.ParamError) as e:
+        build()
+    assert str(e.value) == expect or str(e.value).startswith(expect)
+
+
+def test_search_arguments_use_the_same_nbest_rule():
+    import torch
+
+    from aiayn.decode.search import beam_search
+
+    src, max_len = torch.tensor([[5, 2]]), torch.tensor([3])
+    with pytest.raises(cfgmod.ParamError, match=r"translate\.nbest must be <= translate\."):
+        beam_search(object(), src, max_len, beam_size=2, nbest=3)

@@ -29,7 +29,7 @@ from aiayn.export import (
     residual_permutation,
 )
 from aiayn.model import Transformer, sinusoid_table
-from aiayn.tokenizer import EOS, PAD
+from aiayn.vocab import EOS, PAD
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -51,7 +51,7 @@ def fit(model: Transformer, tok, pairs: list[tuple[str, str]], steps: int = 120)
     and end with </s> by themselves (random weights repeat one token to the length limit)."""
     import torch.nn.functional as F
 
-    from aiayn.tokenizer import BOS
+    from aiayn.vocab import BOS
 
     g = torch.Generator().manual_seed(0)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)

@@ -20,9 +20,9 @@ from aiayn.model import (
     Transformer,
     count_parameters,
     dropout,
-    parameter_formula,
     sinusoid_table,
 )
+from aiayn.model_info import parameter_formula
 
 V = 50
 TINY = ModelConfig(
@@ -479,7 +479,7 @@ def test_model_imports_without_dvc_dvclive_sacremoses():
         "import sys\n"
         "for m in ('dvc', 'dvclive', 'sacremoses', 'tokenizers'): sys.modules[m] = None\n"
         "import aiayn.model, aiayn.model_info\n"
-        "print(aiayn.model.parameter_formula(aiayn.model.PRESETS['base'], 37000))\n"
+        "print(aiayn.model_info.parameter_formula(aiayn.model.PRESETS['base'], 37000))\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from test_model import tiny, tokens
 
 from aiayn.decode.search import beam_search
-from aiayn.model import EXPLICIT_MAX_QUERIES, PAD, attend, attend_with_weights, explicit_attention
+from aiayn.model import EXPLICIT_MAX_QUERIES, attend, attend_with_weights, explicit_attention
+from aiayn.vocab import PAD
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

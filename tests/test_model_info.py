@@ -163,7 +163,7 @@ def test_step_memory_logits_are_alive_through_the_trainers_backward():
 
     from aiayn.batching import Batch
     from aiayn.config import TrainConfig
-    from aiayn.train.precision import select_precision
+    from aiayn.precision import select_precision
     from aiayn.train.trainer import Trainer
 
     V = 50

@@ -18,8 +18,9 @@ from train_support import make_shards, tiny_params
 
 from aiayn.config import ModelConfig, params_from_dict, to_dict
 from aiayn.errors import ConfigError
-from aiayn.model import PAD, Transformer, count_parameters, parameter_formula
-from aiayn.model_info import parameter_breakdown
+from aiayn.model import Transformer, count_parameters
+from aiayn.model_info import parameter_breakdown, parameter_formula
+from aiayn.vocab import PAD
 
 BASE = TINY  # 2 + 2 layers, d_model 32, 4 heads, no dropout, post-norm, tied
 OPTIONS = {

@@ -22,7 +22,14 @@ from aiayn.config import describe, load_params, to_dict
 from aiayn.errors import ConfigError
 from aiayn.model import PRESETS
 from aiayn.model_info import step_memory
-from aiayn.presets import apply_preset, differences, list_presets, matching_preset
+from aiayn.presets import (
+    apply_preset,
+    differences,
+    list_presets,
+    matching_preset,
+    render_model_section,
+    write_model_presets,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
@@ -135,6 +142,36 @@ def test_broken_preset_never_replaces_params(workdir):
     with pytest.raises(ConfigError, match=r"bad\.yaml:\d+: translate\.beam_sz is not a known key"):
         apply_preset("bad", workdir / "params.yaml", workdir / "configs")
     assert (workdir / "params.yaml").read_bytes() == before
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_model_sections_are_generated_from_the_code(name):
+    """aiayn.model.PRESETS owns the model sections: the committed files are exactly what
+    `aiayn preset --write` writes."""
+    text = (CONFIGS / f"{name}.yaml").read_text(encoding="utf-8")
+    assert render_model_section(text, PRESETS[name]) == text, "run `aiayn preset --write`"
+
+
+def test_preset_write_rewrites_only_the_model_values(workdir, monkeypatch):
+    import dataclasses
+
+    path = workdir / "configs" / "big.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("  d_model: 1024\n", "  d_model: 8\n"), encoding="utf-8")
+    wide = dataclasses.replace(PRESETS["big"], dropout=0.25, norm="pre")
+    lines = render_model_section(text, wide).split("\n")
+    old = text.split("\n")
+    changed = [i for i, (a, b) in enumerate(zip(old, lines, strict=True)) if a != b]
+    assert [lines[i] for i in changed] == [
+        "  dropout: 0.25             # P_drop = 0.3 for big EN-DE (Table 3; 0.1 for EN-FR)",
+        "  norm: pre                 # LayerNorm(x + Sublayer(x)), section 3.1",
+    ]
+    monkeypatch.chdir(workdir)
+    res = CliRunner().invoke(app, ["preset", "--write"])
+    assert res.exit_code == 0, res.output
+    assert "configs/big.yaml: model section rewritten" in res.output
+    assert path.read_text(encoding="utf-8") == text  # d_model back to the code's 1024
+    assert write_model_presets(workdir / "configs") == []  # nothing left to change
 
 
 def test_list_presets_in_name_order(workdir):

@@ -18,7 +18,8 @@ from aiayn.config import ShardConfig, TokenizerConfig
 from aiayn.dataset import ShardDataset, check_tokenizer, length_order, read_index, shard_files
 from aiayn.errors import DataError, MissingInputError
 from aiayn.shard import build_shards, checksum, token_dtype
-from aiayn.tokenizer import EOS, load_tokenizer, train_tokenizer
+from aiayn.tokenizer import load_tokenizer, train_tokenizer
+from aiayn.vocab import EOS
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_SIDE = 32

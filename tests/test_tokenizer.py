@@ -16,16 +16,8 @@ from hypothesis import strategies as st
 
 from aiayn.config import TokenizerConfig
 from aiayn.errors import ConfigError, DataError, MissingInputError
-from aiayn.tokenizer import (
-    BOS,
-    EOS,
-    PAD,
-    SPECIAL_TOKENS,
-    UNK,
-    load_tokenizer,
-    new_tokenizer,
-    train_tokenizer,
-)
+from aiayn.tokenizer import load_tokenizer, new_tokenizer, train_tokenizer
+from aiayn.vocab import BOS, EOS, PAD, SPECIAL_TOKENS, UNK
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -203,13 +195,14 @@ def test_unreachable_vocab_size_is_a_clear_error(tmp_path, trained):
 
 
 def test_vocab_below_byte_alphabet_is_a_config_error(tmp_path, trained):
-    cfg = TokenizerConfig(vocab_size=100, min_frequency=2, max_train_lines=0)
     with pytest.raises(ConfigError, match=r"tokenizer\.vocab_size must be >= 260 .*got 100"):
+        # the section refuses itself when built (aiayn.config.Section), params.yaml or not
+        cfg = TokenizerConfig(vocab_size=100, min_frequency=2, max_train_lines=0)
         train_tokenizer(cfg, trained[0], tmp_path / "t.json", tmp_path / "r.json")
+    assert not (tmp_path / "t.json").exists()
     # One owner of the bound: the params loader (aiayn.config) refuses it with the line
     # number (tests/test_config.py); it is exactly the byte-level alphabet.
-    from aiayn.config import MIN_VOCAB_SIZE
-    from aiayn.tokenizer import N_BYTES, SPECIAL_TOKENS
+    from aiayn.vocab import MIN_VOCAB_SIZE, N_BYTES
 
     assert MIN_VOCAB_SIZE == len(SPECIAL_TOKENS) + N_BYTES == 260
     tok = train_tokenizer(

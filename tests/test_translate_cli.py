@@ -95,7 +95,9 @@ def test_nbest_and_bad_settings():
     assert len(res[0]) == 3
     assert [t.score for t in res[0]] == sorted((t.score for t in res[0]), reverse=True)
     assert [t.text for t in res[1]] == [""]
-    with pytest.raises(ConfigError, match="nbest must be between 1 and beam_size=2; got 3"):
+    with pytest.raises(
+        ConfigError, match=r"translate\.nbest must be <= translate\.beam_size=2; got 3"
+    ):
         tr.translate(["abc"], TranslateConfig(beam_size=2, nbest=3))
 
 

@@ -36,7 +36,8 @@ def build_tiny_project(root: Path, cfg: ModelConfig = TINY_MODEL, eos_boost: flo
     from aiayn.average import average_checkpoints
     from aiayn.config import AverageConfig
     from aiayn.model import Transformer
-    from aiayn.tokenizer import SPECIAL_TOKENS, new_tokenizer
+    from aiayn.tokenizer import new_tokenizer
+    from aiayn.vocab import SPECIAL_TOKENS
 
     tok = new_tokenizer()
     trainer = trainers.BpeTrainer(

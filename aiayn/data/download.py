@@ -54,7 +54,7 @@ from aiayn.config import DataConfig
 from aiayn.data import wmt14
 from aiayn.data.wmt14 import Archive, EvalSet, Registry, mirror_url
 from aiayn.errors import ConfigError, DataError
-from aiayn.fsio import atomic_dir, atomic_file, count_lines, decode_lines, ensure_writable_dir
+from aiayn.fsio import atomic_dir, atomic_file, count_lines, ensure_writable_dir, read_lines
 
 BACKOFF_BASE = 1.0  # seconds before the first retry; doubled for each further one
 BACKOFF_MAX = 60.0
@@ -512,11 +512,6 @@ def extract_members(archive: Path, members: Sequence[str], dest: Path) -> None:
 # ----------------------------------------------------------------------------- data/raw
 
 
-def _plain_lines(path: Path, label: str) -> list[str]:
-    """Lines of a small UTF-8 text file (dev sets), split on ``\\n`` only."""
-    return [s.removesuffix("\r") for s in decode_lines(path.read_bytes(), label)]
-
-
 def _eval_set(staging: Path, es: EvalSet) -> tuple[list[str], list[str]]:
     """(English, German) segments of a dev/test set from the staging layout."""
     from aiayn.data.sgml import read_parallel_sgml
@@ -526,7 +521,8 @@ def _eval_set(staging: Path, es: EvalSet) -> tuple[list[str], list[str]]:
             raise DataError(f"{es.name}: {es.member(lang)} is missing from the extracted data")
     if es.sgml:
         return read_parallel_sgml(staging / es.en, staging / es.de, labels=(es.en, es.de))
-    return _plain_lines(staging / es.en, es.en), _plain_lines(staging / es.de, es.de)
+    en = read_lines(staging / es.en, label=es.en, strip_cr=True)
+    return en, read_lines(staging / es.de, label=es.de, strip_cr=True)
 
 
 def _check_pair(name: str, en: str, de: str, n_en: int, n_de: int, want: int | None) -> None:

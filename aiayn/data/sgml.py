@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiayn.errors import DataError
-from aiayn.fsio import utf8_error
+from aiayn.fsio import read_lines
 
 _SEG = re.compile(r'^\s*<seg\s+id\s*=\s*"?(\d+)"?\s*>(.*)</seg>\s*$', re.IGNORECASE)
 _OPEN_SET = re.compile(r"^\s*<(srcset|refset|tstset)\b[^>]*>\s*$", re.IGNORECASE)
@@ -38,18 +38,12 @@ class SgmlDoc:
 
 
 def _lines(path: Path, name: str) -> list[str]:
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise DataError(f"{name}: cannot read: {e.strerror}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise utf8_error(path, data, label=name) from None
     # Only \n ends a line: str.splitlines() would also split on U+2028, \x1c, \x85 and
     # friends, which may occur inside a segment's text.
-    text = text.removeprefix("\ufeff")
-    return [line.removesuffix("\r") for line in text.split("\n")]
+    lines = read_lines(path, label=name, strip_cr=True)
+    if lines:
+        lines[0] = lines[0].removeprefix("\ufeff")
+    return lines
 
 
 def read_sgml_docs(path: str | Path, *, label: str | None = None) -> list[SgmlDoc]:

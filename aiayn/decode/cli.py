@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, get_args, get_type_hints
+from typing import Annotated
 
 import typer
 
@@ -21,10 +21,6 @@ from aiayn.errors import AiaynError, ConfigError
 ENGINES = ("aiayn", "ctranslate2")
 
 
-def _choices(key: str) -> tuple[str, ...]:
-    return get_args(get_type_hints(TranslateConfig)[key])
-
-
 def _read_input(input: Path | None) -> list[str]:
     """Lines of ``input`` (or stdin), split on ``\\n`` only."""
     from aiayn.decode.translator import read_text_lines
@@ -32,7 +28,7 @@ def _read_input(input: Path | None) -> list[str]:
 
     if input is not None:
         return read_text_lines(input)
-    return [line.removesuffix("\r") for line in decode_lines(sys.stdin.buffer.read(), "stdin")]
+    return decode_lines(sys.stdin.buffer.read(), "stdin", strip_cr=True)
 
 
 def _check_output(output: Path) -> None:
@@ -94,8 +90,7 @@ def translate_settings(
 ) -> TranslateConfig:
     """The translate section of ``params`` (default: params.yaml if it exists, else the
     paper's settings) with the command line's options over it, checked."""
-    from aiayn.config import load_params
-    from aiayn.decode.translator import check_translate_config
+    from aiayn.config import ParamError, load_params
 
     if params is not None:
         cfg = load_params(params).translate
@@ -110,17 +105,16 @@ def translate_settings(
         "device": device,
         "precision": precision,
     }
-    cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    overrides = {k: v for k, v in overrides.items() if v is not None}
     if nbest is not None and beam_size is None and cfg.beam_size < nbest:
-        cfg = replace(cfg, beam_size=nbest)  # --nbest 5 alone widens the beam to 5
-    for key in ("search_rules", "device", "precision"):
-        if getattr(cfg, key) not in _choices(key):
-            option = "--" + key.replace("_", "-")
-            raise ConfigError(
-                f"{option} must be one of {', '.join(_choices(key))}; got {getattr(cfg, key)!r}"
-            )
-    check_translate_config(cfg, where=where)
-    return cfg
+        overrides["beam_size"] = nbest  # --nbest 5 alone widens the beam to 5
+    try:
+        return replace(cfg, **overrides)  # TranslateConfig checks itself
+    except ParamError as e:
+        name = e.key.removeprefix("translate.")
+        if e.key.startswith("translate.") and name in overrides:
+            raise ConfigError(f"--{name.replace('_', '-')} {e.msg}") from None
+        raise ConfigError(f"{where}: {e}") from None
 
 
 def translate(

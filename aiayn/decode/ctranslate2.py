@@ -37,8 +37,9 @@ from aiayn.config import TranslateConfig
 from aiayn.decode.search import Hypothesis
 from aiayn.decode.translator import Translator
 from aiayn.errors import ConfigError, DataError, MissingInputError
+from aiayn.vocab import BOS, PAD, SPECIAL_TOKENS
 
-SUPPRESS = ("<pad>", "<s>")  # never generated, as in aiayn's search
+SUPPRESS = (SPECIAL_TOKENS[PAD], SPECIAL_TOKENS[BOS])  # never generated, as in aiayn's search
 
 
 def import_ctranslate2():

@@ -44,21 +44,22 @@ results, and :func:`search` uses it for beam 1 under both rules, as tensor2tenso
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
+from aiayn.config import SearchRules, check_nbest
 from aiayn.decode.penalties import coverage_penalty, length_penalty_table
+from aiayn.decode.protocol import CoverageReadable, Decodable, Reorderable
 from aiayn.errors import ConfigError
+from aiayn.vocab import BOS, EOS, PAD
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-# Fixed special ids (docs/design.md); equal to aiayn.tokenizer's, not imported from there so
-# the decoder does not need the tokenizers package.
-PAD, BOS, EOS, UNK = 0, 1, 2, 3
 
 # Beam search rules (translate.search_rules): tensor2tensor's (the paper's) or fairseq's.
-SEARCH_RULES = ("t2t", "fairseq")
+SEARCH_RULES: tuple[str, ...] = get_args(SearchRules)
 
 
 @dataclass
@@ -88,16 +89,11 @@ INITIAL_CACHE_CAPACITY = 8  # positions; aiayn.model's KVCache doubles it when f
 class CachedStepper:
     """One decoding step on the key/value cache: ``decode_step`` + ``state.reorder``."""
 
-    def __init__(self, model: Any, enc: Any):
-        import inspect
-
+    def __init__(self, model: Decodable, enc: Reorderable):
         self.model = model
-        if "capacity" in inspect.signature(model.init_state).parameters:
-            # A small first cache: a reorder copies the whole cache buffer, so one sized far
-            # beyond the decoded length costs copies of unused positions at every step.
-            self.state = model.init_state(enc, capacity=INITIAL_CACHE_CAPACITY)
-        else:
-            self.state = model.init_state(enc)
+        # A small first cache: a reorder copies the whole cache buffer, so one sized far
+        # beyond the decoded length costs copies of unused positions at every step.
+        self.state = model.init_state(enc, capacity=INITIAL_CACHE_CAPACITY)
 
     def __call__(self, tokens: Tensor) -> Tensor:
         """tokens (R,) -> logits (R, V) of the next position."""
@@ -111,7 +107,7 @@ class CachedStepper:
 class RecomputeStepper:
     """The uncached reference: ``decode`` over the whole prefix at every step."""
 
-    def __init__(self, model: Any, enc: Any):
+    def __init__(self, model: Decodable, enc: Reorderable):
         self.model = model
         self.enc = enc
         self.prefix: Tensor | None = None  # (R, t)
@@ -132,47 +128,34 @@ class RecomputeStepper:
 
 
 class CrossAttentionProbe:
-    """Captures the cross-attention probabilities of the last decoder layer (mean over heads)
-    for the newest position, for the coverage penalty. ``last``: (R, S) after each step.
+    """The last decoder layer's encoder-decoder attention (mean over heads) at the newest
+    position, for the coverage penalty. ``last``: (R, S) after each step.
 
-    Works with :class:`aiayn.model.Transformer`: the model's own weights, kept by its
-    attention module (``decoder[-1].cross_attn.record``, the mechanism of
-    ``Transformer.capture_attention``), only the newest call's.
+    Reads it through the model's ``watch_cross_attention()`` (:class:`CoverageReadable`);
+    ``close()`` ends the watch.
     """
 
-    def __init__(self, model: Any):
-        try:
-            attn = model.decoder[-1].cross_attn
-            busy = attn.record is not None
-        except (AttributeError, TypeError, IndexError):
+    def __init__(self, model: CoverageReadable):
+        watch = getattr(model, "watch_cross_attention", None)
+        if watch is None:
             raise ConfigError(
-                "translate.coverage_penalty > 0 needs a model whose last decoder layer has "
-                f"cross_attn (aiayn.model.Transformer); {type(model).__name__} has none"
-            ) from None
-        if busy:
-            raise RuntimeError("the coverage penalty cannot run inside capture_attention()")
-        self._attn = attn
-        self._calls = _Newest()
-        attn.record = self._calls
+                "translate.coverage_penalty > 0 needs a model that shows its encoder-decoder "
+                f"attention (watch_cross_attention(), aiayn.model.Transformer); "
+                f"{type(model).__name__} has none"
+            )
+        self._stack = ExitStack()
+        self._latest = self._stack.enter_context(watch())
 
     @property
     def last(self) -> Tensor:
         """(R, S): the newest position's weights, mean over heads."""
-        return self._calls[-1][:, :, -1].mean(1)  # (R, h, T, S) -> (R, S)
+        return self._latest()[:, :, -1].mean(1)  # (R, h, T, S) -> (R, S)
 
     def close(self) -> None:
-        self._attn.record = None
+        self._stack.close()
 
 
-class _Newest(list):
-    """A list that keeps only the newest item appended (one step's attention weights)."""
-
-    def append(self, item: Any) -> None:
-        self.clear()
-        super().append(item)
-
-
-def _stepper(model: Any, enc: Any, cache: bool):
+def _stepper(model: Decodable, enc: Reorderable, cache: bool):
     return CachedStepper(model, enc) if cache else RecomputeStepper(model, enc)
 
 
@@ -223,7 +206,7 @@ def _check_inputs(src: Tensor, max_len: Tensor) -> None:
 
 
 def greedy_search(
-    model: Any,
+    model: Decodable,
     src: Tensor,
     max_len: Tensor,
     *,
@@ -302,7 +285,7 @@ def greedy_search(
 
 
 def beam_search(
-    model: Any,
+    model: Decodable,
     src: Tensor,
     max_len: Tensor,
     *,
@@ -332,8 +315,7 @@ def beam_search(
     _check_inputs(src, max_len)
     if rules not in SEARCH_RULES:
         raise ConfigError(f"search rules must be one of {', '.join(SEARCH_RULES)}; got {rules!r}")
-    if not 1 <= nbest <= beam_size:
-        raise ConfigError(f"nbest must be between 1 and beam_size={beam_size}; got {nbest}")
+    check_nbest(nbest, beam_size)
     t2t = rules == "t2t"
     device = src.device
     n, k = src.size(0), beam_size
@@ -485,7 +467,7 @@ class _Finished:
 
 
 def search(
-    model: Any,
+    model: Decodable,
     src: Tensor,
     max_len: Tensor,
     *,

@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aiayn.config import TranslateConfig
-from aiayn.decode.search import EOS, PAD, Hypothesis
+from aiayn.config import TranslateConfig, check_nbest
+from aiayn.decode.search import Hypothesis
 from aiayn.errors import ConfigError, DataError
+from aiayn.vocab import EOS, PAD
 
 if TYPE_CHECKING:
     import torch
@@ -53,19 +54,7 @@ def read_text_lines(path: str | os.PathLike) -> list[str]:
     """Lines of a UTF-8 file split on ``\\n`` only (a trailing ``\\r`` is dropped too)."""
     from aiayn.fsio import read_lines
 
-    return [line.removesuffix("\r") for line in read_lines(path)]
-
-
-def check_translate_config(cfg: TranslateConfig, where: str = "translate") -> None:
-    """The cross-key checks of params.yaml's translate section, for values set elsewhere."""
-    if cfg.beam_size < 1:
-        raise ConfigError(f"{where}: beam_size must be >= 1; got {cfg.beam_size}")
-    if not 1 <= cfg.nbest <= cfg.beam_size:
-        raise ConfigError(
-            f"{where}: nbest must be between 1 and beam_size={cfg.beam_size}; got {cfg.nbest}"
-        )
-    if cfg.max_tokens < 1:
-        raise ConfigError(f"{where}: max_tokens must be >= 1; got {cfg.max_tokens}")
+    return read_lines(path, strip_cr=True)
 
 
 @dataclass
@@ -213,9 +202,7 @@ class Translator:
         """Search results (token ids and scores) per line; ``[]`` for empty lines."""
         from tqdm import tqdm
 
-        check_translate_config(cfg)
-        if nbest > cfg.beam_size:
-            raise ConfigError(f"nbest must be <= beam_size={cfg.beam_size}; got {nbest}")
+        check_nbest(nbest, cfg.beam_size)  # cfg checked itself (TranslateConfig)
         vocab = getattr(self.tokenizer, "vocab_size", None)
         if vocab is not None and cfg.beam_size > vocab:
             raise ConfigError(
@@ -324,7 +311,6 @@ def translate_splits(
     from aiayn.fsio import atomic_dir, require_inputs
 
     require_inputs(*sources.values(), stage="clean")
-    check_translate_config(cfg)
     translator = Translator.load(model_dir, device=cfg.device, precision=cfg.precision)
     print(translator.precision.describe(), file=sys.stderr, flush=True)
     counts = {}

@@ -25,7 +25,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-PAD = 0
+from aiayn.vocab import PAD
 
 
 class LossSums(NamedTuple):
