@@ -210,7 +210,7 @@ def test_the_model_folder_reads_back_what_averaging_wrote(tmp_path, tok, monkeyp
     monkeypatch.chdir(out.parent)  # elsewhere: found in the folders above the model folder
     meta = read_model_meta(out)
     assert (meta.vocab_size, meta.tokenizer, meta.tokenizer_sha256) == (5, tok, sha256_file(tok))
-    assert (meta.config.d_model, meta.config.n_heads) == (4, 2)
+    assert (meta.config.d_model, meta.config.n_heads) == (8, 2)
     weights = load_model_weights(out)
     assert list(weights) == ["w"] and torch.equal(weights["w"], torch.tensor([2.0]))
     # torch.compile and DDP prefixes are dropped on reading
