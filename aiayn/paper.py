@@ -289,16 +289,17 @@ def measured(train: dict, scores: dict) -> dict[str, Any]:
 def run_result_from_files(
     name: str,
     model_json: Path,
-    train_metrics: Path,
+    train_metrics: Path | None,
     metrics: Path,
     label_smoothing: float,
     source: str,
 ) -> RunResult:
     """The current run from the pipeline's files: ``data/model/model.json`` (model and
     vocabulary), ``reports/train/metrics.json`` (dev perplexity, tokens, FLOPs, step) and
-    ``reports/metrics.json`` (BLEU)."""
+    ``reports/metrics.json`` (BLEU). ``train_metrics`` None: training logged no metrics
+    (dvclive missing, as in ``bench/gpu.sh``), so those values stay blank."""
     meta = _read_json(model_json, "average")
-    train = _read_json(train_metrics, "train")
+    train = _read_json(train_metrics, "train") if train_metrics is not None else {}
     scores = _read_json(metrics, "score")
     vocab = meta.get("vocab_size")
     if not isinstance(vocab, int):

@@ -85,7 +85,7 @@ def pipeline_params(tiny: bool, max_steps: int = 600, save_every: int = 100) -> 
     import yaml
 
     p = yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text(encoding="utf-8"))
-    p["model"] = dict(TINY_MODEL if tiny else BASE_MODEL)
+    p["model"].update(TINY_MODEL if tiny else BASE_MODEL)  # demo's other keys (d_k, ...) stay
     p["train"].update(
         max_steps=1_000_000 if tiny else max_steps,
         tokens_per_step=512 if tiny else TOKENS_PER_STEP,

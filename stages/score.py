@@ -29,10 +29,18 @@ def main(
         "dev": (paths.translation("dev"), paths.raw_dev(paths.TGT_LANG)),
     }
     score_splits(p.score, pairs, out)
+    train_metrics = paths.TRAIN_METRICS
+    if not train_metrics.exists() and paths.MODEL_JSON.exists():
+        typer.echo(
+            f"warning: {train_metrics} is missing (train ran without dvclive): {paper} leaves "
+            "dev perplexity, tokens and FLOPs blank",
+            err=True,
+        )
+        train_metrics = None
     run = run_result_from_files(
         "this run",
         paths.MODEL_JSON,
-        paths.TRAIN_METRICS,
+        train_metrics,
         out,
         label_smoothing=p.train.label_smoothing,
         source=p.data.source,

@@ -379,3 +379,17 @@ def test_report_command_writes_the_table(in_project, tmp_path):
     assert out.read_text().count("\n| (") == 18
     empty = CliRunner().invoke(app, ["table3", "report", "--exp-show", str(doc), "-o", str(out)])
     assert empty.exit_code == 1 and "no experiments named t3-<row>" in str(empty.exception)
+
+
+def test_a_run_without_training_metrics_renders_with_blanks(tmp_path):
+    """Training without dvclive (bench/gpu.sh) writes no reports/train/metrics.json: the
+    score stage passes None and the report still puts BLEU beside the paper."""
+    full = _run_files(tmp_path, PRESETS["base"])
+    run_ = run_result_from_files(
+        "run", tmp_path / "model.json", None, tmp_path / "m.json", 0.1, "wmt14"
+    )
+    assert (run_.dev_ppl, run_.flops, run_.tokens, run_.steps) == (None, None, None, None)
+    assert run_.test_bleu == full.test_bleu == 27.71
+    text = render_run(run_)
+    assert "| Transformer (base model), paper | 27.3 | 3.3·10^18 |" in text
+    assert "| this run (newstest2014) | 27.7 |" in text

@@ -1,1 +1,1 @@
-"""Training: loss, learning-rate schedule, checkpoints, precision, distributed, the loop."""
+"""Training: the loop, loss, learning-rate schedule, curves, signals, distributed workers."""
