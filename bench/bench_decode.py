@@ -23,8 +23,10 @@ again with the two CTranslate2 engines, created only then. CTranslate2 brings it
 OpenMP runtime and thread pool: with both pools on the same cores, every PyTorch system ran
 up to 25 % slower, aiayn's many small per-step operations more than Marian's (the Marian
 ratio fell from about 1.58 to 1.37 on 2 cores), so each comparison is timed among systems
-that share one runtime, or, for CTranslate2, with aiayn timed in that same company. In the full run each round is an interleaved slice of the batches (long and short
-ones), so the 3003 sentences are decoded once; the quick run decodes its few sentences again
+that share one runtime, or, for CTranslate2, with aiayn timed in that same company.
+
+In the full run each round is an interleaved slice of the batches (long and short ones), so
+the 3003 sentences are decoded once; the quick run decodes its few sentences again
 in every round, so that rounds differ only by noise. Per-round rates give median/min/max,
 the per-round ratios (same work, same time) their spread (``paired``), and each ratio is
 total throughput over total throughput on the rounds both systems ran (the slow uncached
@@ -297,8 +299,8 @@ def run(quick: bool, tiny: bool = False) -> list[dict]:
     if quick and not tiny:
         where += f", decoded again in each of {rounds} rounds"
     n_unc = sum(x is not None for x in res["aiayn-uncached"])
-    own = {"ctranslate2": "aiayn@ct2", "ctranslate2-int8": "aiayn@ct2"}
-    own |= {"aiayn-uncached": "aiayn", "marian": "aiayn"}
+    own = {"aiayn-uncached": "aiayn", "marian": "aiayn"}  # whose aiayn timing each peer meets
+    own |= {"ctranslate2": "aiayn@ct2", "ctranslate2-int8": "aiayn@ct2"}
     figures = []
     for title, peer, peer_name, unit, meaning, note in (
         (
