@@ -10,6 +10,9 @@ One file, read top to bottom:
   Heads have d_k = d_v = d_model / h unless ``model.d_k``/``model.d_v`` say otherwise
   (Table 3, rows A-C): Q and K are h d_k wide, V is h d_v wide, W^O maps h d_v to d_model.
 - :class:`FeedForward`: the position-wise feed-forward network (3.3).
+- Every projection is an :class:`aiayn.packed.Linear` (an ``nn.Linear``; float32 CPU
+  inference multiplies by a pre-packed copy of the weight), the pre-softmax projection goes
+  through :func:`aiayn.packed.linear` likewise.
 - :class:`EncoderLayer`, :class:`DecoderLayer`: sub-layers with residual dropout and layer
   normalisation (5.4), post-norm as in the paper (``x = LayerNorm(x + Dropout(Sublayer(x)))``)
   or pre-norm (``x = x + Dropout(Sublayer(LayerNorm(x)))``, plus a final LayerNorm).
@@ -52,6 +55,8 @@ from torch import Tensor
 
 from aiayn.config import ModelConfig
 from aiayn.errors import AiaynError, ConfigError
+from aiayn.packed import Linear, PackCache
+from aiayn.packed import linear as packed_linear
 from aiayn.vocab import PAD
 
 # Table 3 of the paper, and the demo's model: the one owner of the model sections of
@@ -320,8 +325,8 @@ class SelfAttention(nn.Module):
         super().__init__()
         self.n_heads, self.d_k, self.d_v = n_heads, d_k, d_v
         self.attention_dropout = attention_dropout
-        self.qkv = nn.Linear(d_model, n_heads * (2 * d_k + d_v))
-        self.out = nn.Linear(n_heads * d_v, d_model)
+        self.qkv = Linear(d_model, n_heads * (2 * d_k + d_v))
+        self.out = Linear(n_heads * d_v, d_model)
         self.record: list[Tensor] | None = None  # a list: keep the softmax weights (capture)
 
     def blocks(self) -> list[int]:
@@ -368,9 +373,9 @@ class CrossAttention(nn.Module):
         super().__init__()
         self.n_heads, self.d_k, self.d_v = n_heads, d_k, d_v
         self.attention_dropout = attention_dropout
-        self.q = nn.Linear(d_model, n_heads * d_k)  # W^Q
-        self.kv = nn.Linear(d_model, n_heads * (d_k + d_v))  # W^K and W^V, stacked
-        self.out = nn.Linear(n_heads * d_v, d_model)  # W^O
+        self.q = Linear(d_model, n_heads * d_k)  # W^Q
+        self.kv = Linear(d_model, n_heads * (d_k + d_v))  # W^K and W^V, stacked
+        self.out = Linear(n_heads * d_v, d_model)  # W^O
         self.record: list[Tensor] | None = None  # a list: keep the softmax weights (capture)
 
     def blocks(self) -> list[int]:
@@ -421,13 +426,13 @@ class FeedForward(nn.Module):
 
     def __init__(self, d_model: int, d_ff: int, activation_dropout: float):
         super().__init__()
-        self.w1 = nn.Linear(d_model, d_ff)
-        self.w2 = nn.Linear(d_ff, d_model)
+        self.w1 = Linear(d_model, d_ff)
+        self.w2 = Linear(d_ff, d_model)
         self.dropout = Dropout(activation_dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         """x (B, T, D) -> (B, T, D)."""
-        return self.w2(self.dropout(F.relu(self.w1(x))))  # (B, T, d_ff) inside
+        return self.w2(self.dropout(self.w1(x, relu=True)))  # (B, T, d_ff) inside
 
 
 class EncoderLayer(nn.Module):
@@ -632,8 +637,9 @@ class Transformer(nn.Module):
         else:
             self.src_embed = nn.Embedding(vocab_size, D, padding_idx=PAD)
             self.tgt_embed = nn.Embedding(vocab_size, D, padding_idx=PAD)
-            self.out_proj = nn.Linear(D, vocab_size, bias=False)
+            self.out_proj = Linear(D, vocab_size, bias=False)
         self.embed_scale = math.sqrt(D)
+        self.output_pack = PackCache()  # the pre-softmax weight packed for inference
         if cfg.positional == "learned":
             # One trained table per side (as fairseq and tensor2tensor), (max_positions, D).
             self.src_positions = nn.Parameter(torch.empty(cfg.max_positions, D))
@@ -720,7 +726,7 @@ class Transformer(nn.Module):
         """Decoder output (..., D) -> logits (..., V)."""
         if self.decoder_norm is not None:
             h = self.decoder_norm(h)
-        return F.linear(h, self.output_weight())
+        return packed_linear(h, self.output_weight(), None, self.output_pack)
 
     # -- training: full sequences
 

@@ -6,8 +6,8 @@ weights; ``translate_batch``, beam 4, as many threads as torch uses), side by si
 Workload: source sentences with the token lengths of newstest2014 (a stand-in: lengths
 drawn from a log-normal with median 26 and mean about 29 BPE tokens, clipped to 3..120,
 the shape of newstest2014's English side at 37k BPE), 3003 of them in the full run. Models:
-the demo dimensions (params.yaml's model section: 3+3 layers, d_model 256, d_ff 1024, 4
-heads) and a 3000-token vocabulary, random weights, fp32, eval mode.
+the demo preset's dimensions (``aiayn.model.PRESETS["demo"]``: 2+2 layers, d_model 192, d_ff
+768, 4 heads) and a 3000-token vocabulary, random weights, fp32, eval mode.
 
 Random weights would stop at random lengths, so every system is made to produce exactly the
 same number of tokens: the sentences are sorted by length and cut into batches of at most
@@ -17,8 +17,13 @@ is exactly ``L = longest source + 4`` tokens long. aiayn: ``</s>`` is suppressed
 max_new_tokens = L``; CTranslate2: ``min_decoding_length = max_decoding_length = L``. Work per sentence is then identical across systems; figures are
 sentences/s and output tokens/s (beam 4, hypotheses of the batch x L).
 
+aiayn's float32 CPU products run on oneDNN-packed weights (:mod:`aiayn.packed`, packed once
+per weight, as CTranslate2 loads its model); a fourth system, aiayn with packing off (every
+product through ``F.linear``, as Marian's), shows what the packing is worth.
+
 Systems alternate batch by batch (the order rotates), so load from other processes hits
-all alike. Two phases: first aiayn, its uncached self and Marian (all PyTorch), then aiayn
+all alike. Two phases: first aiayn, its uncached and F.linear selves and Marian (all
+PyTorch), then aiayn
 again with the two CTranslate2 engines, created only then. CTranslate2 brings its own
 OpenMP runtime and thread pool: with both pools on the same cores, every PyTorch system ran
 up to 25 % slower, aiayn's many small per-step operations more than Marian's (the Marian
@@ -30,7 +35,8 @@ the 3003 sentences are decoded once; the quick run decodes its few sentences aga
 in every round, so that rounds differ only by noise. Per-round rates give median/min/max,
 the per-round ratios (same work, same time) their spread (``paired``), and each ratio is
 total throughput over total throughput on the rounds both systems ran (the slow uncached
-one runs in every 4th round of the full run, every 2nd of the quick one).
+one runs in every 4th round of the full run, every 2nd of the quick one; the F.linear one in
+every 2nd).
 
 Run alone: ``python -m bench.bench_decode [--quick]`` prints the figures as JSON.
 """
@@ -121,6 +127,7 @@ def systems(aiayn, marian, beam: int):
     """name -> callable(src, L) returning the number of output tokens produced."""
     import torch
 
+    from aiayn import packed
     from aiayn.decode.search import beam_search
 
     wrapped = NoEos(aiayn)
@@ -130,6 +137,13 @@ def systems(aiayn, marian, beam: int):
         out = beam_search(wrapped, src, max_len, beam_size=beam, alpha=0.6, cache=cache)
         assert all(len(h[0].tokens) == L for h in out)
         return src.size(0) * L
+
+    def run_unpacked(src, L):
+        packed.enabled = False  # every product through F.linear
+        try:
+            return run_aiayn(src, L)
+        finally:
+            packed.enabled = True
 
     def run_marian(src, L):
         with torch.inference_mode():
@@ -149,6 +163,7 @@ def systems(aiayn, marian, beam: int):
     return {
         "aiayn": run_aiayn,
         "aiayn-uncached": lambda src, L: run_aiayn(src, L, cache=False),
+        "aiayn-unpacked": run_unpacked,
         "marian": run_marian,
     }
 
@@ -226,7 +241,8 @@ def measure(
     The workload is cut into ``rounds`` interleaved slices of whole batches (each slice
     holds long and short batches), or, with ``repeat``, every round decodes all of it; in
     each round every system decodes the same batches, alternating batch by batch with the
-    order rotating. The uncached system (slow) only runs in every ``uncached_every``-th round.
+    order rotating. The uncached system (slow) only runs in every ``uncached_every``-th round,
+    aiayn without packed weights in every 2nd (at most).
     """
     import tempfile
 
@@ -238,7 +254,8 @@ def measure(
     if not repeat:
         rounds = min(rounds, len(batches))
     fns = systems(aiayn, marian, beam)
-    out = alternate(fns, batches, rounds, repeat, {"aiayn-uncached": uncached_every})
+    every = {"aiayn-uncached": uncached_every, "aiayn-unpacked": min(2, uncached_every)}
+    out = alternate(fns, batches, rounds, repeat, every)
     with tempfile.TemporaryDirectory(prefix="bench-ct2-") as workdir:
         fns = {"aiayn@ct2": fns["aiayn"]}
         fns |= ctranslate2_systems(aiayn, beam, torch.get_num_threads(), workdir)
@@ -299,7 +316,9 @@ def run(quick: bool, tiny: bool = False) -> list[dict]:
     if quick and not tiny:
         where += f", decoded again in each of {rounds} rounds"
     n_unc = sum(x is not None for x in res["aiayn-uncached"])
-    own = {"aiayn-uncached": "aiayn", "marian": "aiayn"}  # whose aiayn timing each peer meets
+    n_unp = sum(x is not None for x in res["aiayn-unpacked"])
+    own = {"aiayn-uncached": "aiayn", "aiayn-unpacked": "aiayn", "marian": "aiayn"}
+    # (whose aiayn timing each peer meets)
     own |= {"ctranslate2": "aiayn@ct2", "ctranslate2-int8": "aiayn@ct2"}
     figures = []
     for title, peer, peer_name, unit, meaning, note in (
@@ -310,6 +329,14 @@ def run(quick: bool, tiny: bool = False) -> list[dict]:
             0,
             "cached / uncached sentences per second on the same batches (goal >= 3)",
             f"; both measured in the {n_unc} round(s) the uncached one ran",
+        ),
+        (
+            "beam search, packed weights vs F.linear",
+            "aiayn-unpacked",
+            "aiayn with every product through F.linear (aiayn.packed off)",
+            0,
+            "packed / F.linear sentences per second on the same batches",
+            f"; both measured in the {n_unp} round(s) the F.linear one ran",
         ),
         (
             "beam search vs transformers MarianMTModel.generate(num_beams=4)",

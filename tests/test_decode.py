@@ -189,7 +189,8 @@ def test_finished_sentences_leave_the_batch():
     out = beam_search(TableModel(table), src, torch.tensor([2, 12]), beam_size=3, stats=stats)
     # Sentence 0 ends at step 3 (</s> forced), then sentence 1 decodes alone up to step 13.
     assert stats.sentences_per_step == [2, 2, 2] + [1] * 10
-    assert stats.rows == 3 * sum(stats.sentences_per_step)
+    # The first step decodes one row per sentence, every later one a row per beam.
+    assert stats.rows == 2 + 3 * sum(stats.sentences_per_step[1:])
     assert [len(h[0].tokens) for h in out] == [2, 12]
 
 
