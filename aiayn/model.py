@@ -242,6 +242,8 @@ def attend(
     if record is not None:
         return attend_with_weights(q, k, v, mask, is_causal, dropout, record)
     if _explicit_is_faster(q, dropout):
+        if q.dtype == torch.float32 and not is_causal and not torch.is_autocast_enabled("cpu"):
+            return few_query_attention(q, k, v, mask)
         return explicit_attention(q, k, v, mask, is_causal, dropout)[0]
     if q.dtype == torch.bfloat16 and q.device.type == "cpu":
         with torch.autocast("cpu", enabled=False):
@@ -296,6 +298,17 @@ def explicit_attention(
         weights = scores.softmax(dim=-1)  # (B, h, T, S)
         used = F.dropout(weights, dropout, True) if dropout > 0.0 else weights
         return (used @ v.float()).to(q.dtype), weights  # (B, h, T, d_v), (B, h, T, S)
+
+
+def few_query_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
+    """:func:`explicit_attention`'s A V for float32 inference without autocast, bit for bit,
+    in fewer operations (no casts; scaling and masking in place): a decoding step calls it in
+    every attention of every layer. q (B, h, T, d_k), k (B, h, S, d_k), v (B, h, S, d_v),
+    mask (B, 1, 1, S) bool or None -> (B, h, T, d_v)."""
+    scores = torch.matmul(q, k.transpose(-2, -1)).div_(math.sqrt(q.size(-1)))  # (B, h, T, S)
+    if mask is not None:
+        scores.masked_fill_(~mask, float("-inf"))
+    return torch.matmul(scores.softmax(dim=-1), v)  # (B, h, T, d_v)
 
 
 def attend_with_weights(

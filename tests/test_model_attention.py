@@ -10,7 +10,13 @@ import torch.nn.functional as F
 from test_model import tiny, tokens
 
 from aiayn.decode.search import beam_search
-from aiayn.model import EXPLICIT_MAX_QUERIES, attend, attend_with_weights, explicit_attention
+from aiayn.model import (
+    EXPLICIT_MAX_QUERIES,
+    attend,
+    attend_with_weights,
+    explicit_attention,
+    few_query_attention,
+)
 from aiayn.vocab import PAD
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -60,6 +66,22 @@ def test_cpu_inference_with_few_queries_takes_the_explicit_products(causal):
         else:
             assert torch.equal(got, fused)
         assert torch.equal(attend(q, k, v, None, causal, 0.0), fused)  # with grad: fused
+
+
+def test_few_query_path_equals_the_explicit_products_bit_for_bit():
+    """float32 decoding's attention (fewer operations) against explicit_attention, with a
+    key mask: the same bits, and padded keys get no weight."""
+    g = torch.Generator().manual_seed(1)
+    q = torch.randn(3, 4, 4, 8, generator=g)
+    k, v = (torch.randn(3, 4, 7, 8, generator=g) for _ in range(2))
+    mask = torch.ones(3, 1, 1, 7, dtype=torch.bool)
+    mask[0, ..., 5:] = False
+    with torch.no_grad():
+        got = few_query_attention(q, k, v, mask)
+        assert torch.equal(got, explicit_attention(q, k, v, mask, False, 0.0)[0])
+        assert torch.equal(attend(q, k, v, mask, False, 0.0), got)
+        v[0, :, 5:] += 100.0  # a masked key's value changes nothing
+        assert torch.equal(few_query_attention(q, k, v, mask)[0], got[0])
 
 
 def test_outside_a_capture_nothing_changes_and_no_weights_are_computed(monkeypatch):
