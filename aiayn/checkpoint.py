@@ -410,10 +410,13 @@ def _tokenizer_ref(tokenizer: Path) -> str:
 
 
 def resolve_tokenizer_path(ref: str, model_dir: Path) -> Path:
-    """model.json's tokenizer path: absolute as is; relative to the project root, i.e. the
-    working folder, else the nearest folder above ``model_dir`` where it exists."""
+    """model.json's tokenizer path: absolute as is; relative to the model's project root,
+    i.e. the nearest folder above ``model_dir`` where it exists, else the working folder.
+
+    The model's own project first: a model of another project, read from a working folder
+    that has a tokenizer at the same relative path, still finds its own tokenizer."""
     p = Path(ref)
-    if p.is_absolute() or p.exists():
+    if p.is_absolute():
         return p
     for parent in Path(model_dir).resolve().parents:
         if (parent / p).exists():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -227,3 +228,23 @@ def test_fingerprint_covers_results_not_bookkeeping(tmp_path):
     (shards / "index.json").write_text('{"checksum": "1"}')
     tok.write_text("{ }")
     assert fp() != base
+
+
+def test_tokenizer_path_resolves_in_the_models_own_project_first(tmp_path, monkeypatch):
+    from aiayn.checkpoint import resolve_tokenizer_path
+
+    ref = "data/tokenizer/tokenizer.json"
+    for project in ("here", "there"):
+        (tmp_path / project / "data" / "tokenizer").mkdir(parents=True)
+        (tmp_path / project / ref).write_text(project, encoding="utf-8")
+    (tmp_path / "there" / "data" / "model").mkdir()
+    (tmp_path / "loose" / "model").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "here")
+    # A model of another project finds that project's tokenizer, not the working folder's.
+    got = resolve_tokenizer_path(ref, tmp_path / "there" / "data" / "model")
+    assert got.read_text(encoding="utf-8") == "there"
+    # Inside the working folder's own project (relative model folder): its tokenizer.
+    assert resolve_tokenizer_path(ref, Path("data/model")).read_text(encoding="utf-8") == "here"
+    # A model folder with no tokenizer above it: relative to the working folder.
+    assert resolve_tokenizer_path(ref, tmp_path / "loose" / "model") == Path(ref)
+    assert resolve_tokenizer_path(str(tmp_path / "there" / ref), Path("x")).is_absolute()
