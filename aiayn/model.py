@@ -278,37 +278,42 @@ def _explicit_is_faster(q: Tensor, dropout: float) -> bool:
     )
 
 
+def attention_weights(q: Tensor, k: Tensor, mask: Tensor | None, is_causal: bool) -> Tensor:
+    """A = softmax(Q K^T / sqrt(d_k)) in q's dtype, (B, h, T, S); scaling and masking in place.
+
+    q (B, h, T, d_k), k (B, h, S, d_k), mask (B, 1, 1, S) bool (True: may attend) or None;
+    ``is_causal`` masks key s > query t (the fused kernel's top-left alignment)."""
+    scores = torch.matmul(q, k.transpose(-2, -1)).div_(math.sqrt(q.size(-1)))  # (B, h, T, S)
+    if is_causal:
+        T, S = scores.shape[-2:]
+        future = torch.ones(T, S, dtype=torch.bool, device=q.device).triu(1)  # (T, S)
+        scores.masked_fill_(future, float("-inf"))
+    if mask is not None:
+        scores.masked_fill_(~mask, float("-inf"))
+    return scores.softmax(dim=-1)
+
+
 def explicit_attention(
     q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, is_causal: bool, dropout: float
 ) -> tuple[Tensor, Tensor]:
     """softmax(Q K^T / sqrt(d_k)) V written out: (A V in q's dtype (B, h, T, d_v), A).
 
     Same arguments and result (up to float rounding) as the fused kernel. A (B, h, T, S) is
-    float32 whatever the autocast, so every row sums to 1 to float32 precision.
-    ``is_causal`` masks key s > query t (the fused kernel's top-left alignment).
+    float32 whatever the autocast (:func:`attention_weights` on float32 copies), so every row
+    sums to 1 to float32 precision.
     """
     with torch.autocast(q.device.type, enabled=False):
-        scores = q.float() @ k.float().transpose(-2, -1) / math.sqrt(q.size(-1))  # (B, h, T, S)
-        if is_causal:
-            T, S = scores.shape[-2:]
-            future = torch.ones(T, S, dtype=torch.bool, device=q.device).triu(1)  # (T, S)
-            scores = scores.masked_fill(future, float("-inf"))
-        if mask is not None:
-            scores = scores.masked_fill(~mask, float("-inf"))
-        weights = scores.softmax(dim=-1)  # (B, h, T, S)
+        weights = attention_weights(q.float(), k.float(), mask, is_causal)  # (B, h, T, S)
         used = F.dropout(weights, dropout, True) if dropout > 0.0 else weights
         return (used @ v.float()).to(q.dtype), weights  # (B, h, T, d_v), (B, h, T, S)
 
 
 def few_query_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
     """:func:`explicit_attention`'s A V for float32 inference without autocast, bit for bit,
-    in fewer operations (no casts; scaling and masking in place): a decoding step calls it in
-    every attention of every layer. q (B, h, T, d_k), k (B, h, S, d_k), v (B, h, S, d_v),
-    mask (B, 1, 1, S) bool or None -> (B, h, T, d_v)."""
-    scores = torch.matmul(q, k.transpose(-2, -1)).div_(math.sqrt(q.size(-1)))  # (B, h, T, S)
-    if mask is not None:
-        scores.masked_fill_(~mask, float("-inf"))
-    return torch.matmul(scores.softmax(dim=-1), v)  # (B, h, T, d_v)
+    without its casts and autocast switch: a decoding step calls it in every attention of
+    every layer. q (B, h, T, d_k), k (B, h, S, d_k), v (B, h, S, d_v), mask (B, 1, 1, S) bool
+    or None -> (B, h, T, d_v)."""
+    return torch.matmul(attention_weights(q, k, mask, False), v)  # (B, h, T, d_v)
 
 
 def attend_with_weights(
@@ -650,7 +655,8 @@ class Transformer(nn.Module):
         else:
             self.src_embed = nn.Embedding(vocab_size, D, padding_idx=PAD)
             self.tgt_embed = nn.Embedding(vocab_size, D, padding_idx=PAD)
-            self.out_proj = Linear(D, vocab_size, bias=False)
+            # Read by _logits through output_pack (packed for inference), never called.
+            self.out_proj = nn.Linear(D, vocab_size, bias=False)
         self.embed_scale = math.sqrt(D)
         self.output_pack = PackCache()  # the pre-softmax weight packed for inference
         if cfg.positional == "learned":

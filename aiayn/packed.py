@@ -6,8 +6,9 @@ reads; ``F.linear`` does that at every call. oneDNN (bundled with PyTorch) can d
 (``torch.ops.mkldnn._linear_pointwise``), the way CTranslate2 and PyTorch's own inductor
 (``freezing``) run inference. Beam search multiplies the same weights by a few hundred rows
 at every step, where packing saves 10-30 % of the product's time (more for the 37k-word
-output projection at base dims), about 14 % of a whole demo-dims decode (8 % on an AVX2-only
-CPU); ``python -m bench --only decode`` measures it side by side.
+output projection at base dims) on a CPU whose oneDNN uses AVX-512: a whole demo-dims decode
+ran 1.15x as fast; under AVX2 the gain was within noise (1.00, 0.94);
+``python -m bench --only decode`` measures it side by side.
 
 :func:`linear` is ``F.linear`` with that fast path, taken only where it gives the same
 result (up to float rounding) and cannot interfere: no autograd recording (``no_grad`` or
